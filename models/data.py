@@ -1,0 +1,260 @@
+"""Parallel corpora: reading, cleaning and leak-free splitting.
+
+Corpora are never committed. They are read from a data root: ``$LANTERN_DATA`` if set, else
+``../shared/data`` relative to the repository. A missing file raises ``DataNotFoundError`` whose
+message says which file to put where and where the public original lives.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_ENV = "LANTERN_DATA"
+
+# name -> (relative path, origin). Language pairs are named by the corpus, not by direction.
+CORPORA: dict[str, dict[str, str]] = {
+    "tatoeba-en-zh": {
+        "path": "tatoeba-en-zh/cmn.txt",
+        "origin": "https://www.manythings.org/anki/cmn-eng.zip (file cmn.txt; CC-BY 2.0 FR, tatoeba.org)",
+    },
+    "tatoeba-en-fr": {
+        "path": "tatoeba-en-fr/fra.txt",
+        "origin": "https://www.manythings.org/anki/fra-eng.zip (file fra.txt; CC-BY 2.0 FR, tatoeba.org)",
+    },
+    "multi30k-en-de": {
+        "path": "multi30k-en-de/raw",
+        "origin": "https://github.com/multi30k/dataset data/task1/raw/*.gz (gunzipped)",
+    },
+}
+MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A corpus file is not under the data root."""
+
+
+def data_root() -> Path:
+    """The folder holding the corpora: ``$LANTERN_DATA`` or ``../shared/data``."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else (REPO_ROOT.parent / "shared" / "data")
+
+
+def corpus_path(name: str, *parts: str) -> Path:
+    """Path of a corpus file; raises ``DataNotFoundError`` with instructions when absent."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+    path = data_root() / CORPORA[name]["path"]
+    path = path.joinpath(*parts)
+    if not path.exists():
+        raise DataNotFoundError(
+            f"{path} not found. Put the corpus {name!r} there (origin: {CORPORA[name]['origin']}), "
+            f"or point {DATA_ENV} at a folder that holds {CORPORA[name]['path']}. "
+            "Lantern does not download corpora."
+        )
+    return path
+
+
+# --- cleaning -------------------------------------------------------------------------------
+
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """NFKC, drop control/format characters (zero-width, BOM, bidi marks), fold whitespace.
+
+    NFKC maps no-break spaces (U+00A0, U+202F, U+3000) to plain spaces and full-width ASCII to
+    ASCII, so the model sees one form of each character. Applied to training data and to every
+    text the app receives, so both go through the same normalisation.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(
+        " " if ch in "\t\n\r\x0b\x0c\x85\u2028\u2029" else ch
+        for ch in text
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co") or ch in "\t\n\r"
+    )
+    return _SPACE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class Pair:
+    src: str
+    tgt: str
+    attribution: str = ""
+
+
+@dataclass
+class CleaningReport:
+    read: int = 0
+    malformed: int = 0
+    empty: int = 0
+    too_long: int = 0
+    duplicate: int = 0
+    kept: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def clean_pairs(pairs: Iterable[Pair], max_chars: int = 200, report: CleaningReport | None = None) -> list[Pair]:
+    """Clean both sides; drop empty, over-long (> max_chars on either side) and duplicate pairs."""
+    report = report if report is not None else CleaningReport()
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for pair in pairs:
+        report.read += 1
+        src, tgt = clean_text(pair.src), clean_text(pair.tgt)
+        if not src or not tgt:
+            report.empty += 1
+        elif len(src) > max_chars or len(tgt) > max_chars:
+            report.too_long += 1
+        elif (src, tgt) in seen:
+            report.duplicate += 1
+        else:
+            seen.add((src, tgt))
+            out.append(Pair(src, tgt, pair.attribution))
+    report.kept = len(out)
+    return out
+
+
+# --- readers --------------------------------------------------------------------------------
+
+
+def read_tatoeba(path: Path, src_lang: str, report: CleaningReport | None = None) -> list[Pair]:
+    """Read a manythings TSV (English, other[, attribution]); ``src_lang`` "en" or the other side.
+
+    The file starts with a byte-order mark (read as utf-8-sig); lines without 2 or 3 fields are
+    counted as malformed and skipped. Text is returned raw: call ``clean_pairs`` next.
+    """
+    pairs = []
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if line.strip() == "":
+                continue
+            if len(fields) not in (2, 3):
+                if report is not None:
+                    report.malformed += 1
+                continue
+            en, other = fields[0], fields[1]
+            attribution = fields[2] if len(fields) == 3 else ""
+            src, tgt = (en, other) if src_lang == "en" else (other, en)
+            pairs.append(Pair(src, tgt, attribution))
+    return pairs
+
+
+def read_parallel(src_path: Path, tgt_path: Path) -> list[Pair]:
+    """Read two line-aligned text files; unequal line counts raise ``ValueError``."""
+    src_lines = src_path.read_text(encoding="utf-8").splitlines()
+    tgt_lines = tgt_path.read_text(encoding="utf-8").splitlines()
+    if len(src_lines) != len(tgt_lines):
+        raise ValueError(f"{src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}")
+    return [Pair(s, t) for s, t in zip(src_lines, tgt_lines, strict=True)]
+
+
+def load_multi30k(split: str, src_lang: str = "en", tgt_lang: str = "de") -> list[Pair]:
+    """One official Multi30k split ("train", "val", "test"), raw cased text, uncleaned."""
+    if split not in MULTI30K_SPLITS:
+        raise ValueError(f"unknown Multi30k split {split!r}; known: {', '.join(MULTI30K_SPLITS)}")
+    stem = MULTI30K_SPLITS[split]
+    return read_parallel(
+        corpus_path("multi30k-en-de", f"{stem}.{src_lang}"),
+        corpus_path("multi30k-en-de", f"{stem}.{tgt_lang}"),
+    )
+
+
+# --- splitting ------------------------------------------------------------------------------
+
+
+@dataclass
+class Splits:
+    train: list[Pair]
+    val: list[Pair]
+    test: list[Pair]
+    seed: int = 0
+    report: dict[str, int] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def _groups(pairs: Sequence[Pair]) -> list[list[int]]:
+    """Connected components of pairs that share a source or a target sentence (union-find)."""
+    parent = list(range(len(pairs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, pair in enumerate(pairs):
+        for key in (("s", pair.src), ("t", pair.tgt)):
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
+    comps: dict[int, list[int]] = {}
+    for i in range(len(pairs)):
+        comps.setdefault(find(i), []).append(i)
+    return list(comps.values())
+
+
+def split_pairs(pairs: Sequence[Pair], val_size: int, test_size: int, seed: int = 1234) -> Splits:
+    """Shuffle with ``seed`` and split so that no sentence (source or target) is in two splits.
+
+    Pairs sharing a sentence form a group that goes to one split as a whole; val and test are
+    filled with whole groups up to their size (they may overshoot by one group).
+    """
+    groups = _groups(pairs)
+    groups.sort(key=lambda g: g[0])  # deterministic order before the seeded shuffle
+    random.Random(seed).shuffle(groups)
+    buckets: dict[str, list[Pair]] = {"test": [], "val": [], "train": []}
+    for group in groups:
+        if len(buckets["test"]) < test_size:
+            name = "test"
+        elif len(buckets["val"]) < val_size:
+            name = "val"
+        else:
+            name = "train"
+        buckets[name].extend(pairs[i] for i in group)
+    return Splits(buckets["train"], buckets["val"], buckets["test"], seed=seed)
+
+
+def load_splits(
+    corpus: str,
+    src_lang: str,
+    tgt_lang: str,
+    val_size: int = 1000,
+    test_size: int = 1000,
+    seed: int = 1234,
+    max_chars: int = 200,
+) -> Splits:
+    """Read, clean and split a corpus. Multi30k keeps its official splits (val, test2016)."""
+    report = CleaningReport()
+    if corpus.startswith("tatoeba"):
+        other = corpus.split("-")[-1]
+        if {src_lang, tgt_lang} != {"en", other}:
+            raise ValueError(f"{corpus} holds en and {other}, not {src_lang}->{tgt_lang}")
+        raw = read_tatoeba(corpus_path(corpus), src_lang, report)
+        splits = split_pairs(clean_pairs(raw, max_chars, report), val_size, test_size, seed)
+    elif corpus == "multi30k-en-de":
+        parts = {}
+        for name in MULTI30K_SPLITS:
+            raw = load_multi30k(name, src_lang, tgt_lang)
+            # Official splits are kept whole: only train is filtered; val/test are cleaned only.
+            parts[name] = (
+                clean_pairs(raw, max_chars, report)
+                if name == "train"
+                else [Pair(clean_text(p.src), clean_text(p.tgt)) for p in raw]
+            )
+        splits = Splits(parts["train"], parts["val"], parts["test"], seed=seed)
+    else:
+        raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
+    splits.report = report.as_dict()
+    return splits

@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny corpus in the real file formats, tiny tokenizers and models. Offline, seeded."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
+from models.tokenization import train_tokenizer
+
+torch.set_num_threads(1)  # tiny models run fastest on one thread, and CI machines are small
+
+ZH_EN = [
+    ("我爱你。", "I love you."),
+    ("我爱他。", "I love him."),
+    ("他爱我。", "He loves me."),
+    ("你好。", "Hello."),
+    ("我们走吧。", "Let's go."),
+    ("他很高。", "He is tall."),
+    ("我很累。", "I am tired."),
+    ("你在哪里?", "Where are you?"),
+    ("我喜欢猫。", "I like cats."),
+    ("他喜欢狗。", "He likes dogs."),
+    ("我想回家。", "I want to go home."),
+    ("今天很热。", "It is hot today."),
+]
+
+
+def write_tatoeba(folder: Path, n_copies: int = 6) -> list[tuple[str, str]]:
+    """A cmn.txt like the real one: BOM, English<TAB>Chinese<TAB>attribution, with dirt to clean."""
+    rng = random.Random(0)
+    lines, pairs = [], []
+    for k in range(n_copies):
+        for i, (zh, en) in enumerate(ZH_EN):
+            # distinct sentences per copy so the split has many groups
+            zh_k, en_k = f"{zh[:-1]}{'啊' * k}{zh[-1]}", f"{en[:-1]}{' really' * k}{en[-1]}"
+            pairs.append((zh_k, en_k))
+            attribution = (
+                f"CC-BY 2.0 (France) Attribution: tatoeba.org #{k * 100 + i} (CK) & #{rng.randint(1, 9999)} (X)"
+            )
+            lines.append(f"{en_k}\t{zh_k}\t{attribution}")
+    lines.insert(3, lines[2])  # an exact duplicate pair
+    lines.insert(
+        5, "Tom\u200b is here.\tTom\u00a0在这里。\tCC-BY 2.0 (France) Attribution: tatoeba.org #1 (CK) & #2 (X)"
+    )
+    lines.insert(7, "   \t\u200b\tCC-BY 2.0 (France) Attribution: empty")
+    lines.insert(9, "x" * 300 + "\t长\tCC-BY 2.0 (France) Attribution: long")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cmn.txt").write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_tatoeba(root / "tatoeba-en-zh")
+    raw = root / "multi30k-en-de" / "raw"
+    raw.mkdir(parents=True)
+    for stem in ("train", "val", "test_2016_flickr"):
+        (raw / f"{stem}.en").write_text("A dog runs.\nTwo men talk.\n", encoding="utf-8")
+        (raw / f"{stem}.de").write_text("Ein Hund rennt.\nZwei\u00a0Männer reden.\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture()
+def use_data_root(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LANTERN_DATA", str(data_root))
+    return data_root
+
+
+@pytest.fixture(scope="session")
+def tokenizers():
+    src = train_tokenizer([zh for zh, _ in ZH_EN], "char")
+    tgt = train_tokenizer([en for _, en in ZH_EN], "bpe", vocab_size=120, add_eos=True)
+    return src, tgt
+
+
+def make_tiny_lstm(
+    src_vocab: int, tgt_vocab: int, seed: int = 0, dropout: float = 0.0
+) -> LstmAttnForConditionalGeneration:
+    torch.manual_seed(seed)
+    config = LstmAttnConfig(
+        src_vocab_size=src_vocab,
+        tgt_vocab_size=tgt_vocab,
+        embed_dim=16,
+        hidden_size=32,
+        attention_dim=16,
+        dropout=dropout,
+    )
+    return LstmAttnForConditionalGeneration(config).eval()
+
+
+@pytest.fixture()
+def tiny_lstm(tokenizers) -> LstmAttnForConditionalGeneration:
+    src, tgt = tokenizers
+    return make_tiny_lstm(len(src), len(tgt))
