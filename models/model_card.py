@@ -1,0 +1,131 @@
+"""Model cards written from measured numbers at export time (never by hand)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from models.data import CORPORA, Splits
+from models.train_config import RunConfig
+
+LICENCES = {
+    "tatoeba-en-zh": "CC-BY 2.0 FR (tatoeba.org; packaged by manythings.org/anki). Each sentence pair's "
+    "attribution (Tatoeba sentence ids and contributors) is the third column of `cmn.txt`; "
+    "keep that file with any redistribution.",
+    "tatoeba-en-fr": "CC-BY 2.0 FR (tatoeba.org; packaged by manythings.org/anki, release 2019-04-07).",
+    "multi30k-en-de": "Non-commercial research and educational use only (Flickr30K-derived; Elliott et al. 2016).",
+}
+LANG = {"zh": "Chinese", "en": "English", "fr": "French", "de": "German"}
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    return f"CPU ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def _table(rows: dict[str, Any]) -> str:
+    lines = ["| key | value |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in rows.items()]
+    return "\n".join(lines)
+
+
+def write_model_card(
+    folder: Path,
+    cfg: RunConfig,
+    splits: Splits,
+    state: dict[str, Any],
+    model: PreTrainedModel,
+    info: dict[str, Any],
+) -> None:
+    """README.md (the card) and scores.json in ``folder``."""
+    d = cfg.data
+    src, tgt = LANG.get(d.src_lang, d.src_lang), LANG.get(d.tgt_lang, d.tgt_lang)
+    n_params = sum(p.numel() for p in model.parameters())
+    size_mb = (folder / "model.safetensors").stat().st_size / 2**20
+    vals = [r for r in state["history"] if r["kind"] == "val"]
+    test = info.get("test")
+    parts = [
+        f"# {cfg.name}: {src} → {tgt}, LSTM encoder–decoder with additive attention\n",
+        "Trained by Lantern (`python -m models.train`). Bidirectional LSTM encoder, LSTM decoder "
+        "with additive (Bahdanau) attention applied in Luong order, output tied to the target "
+        "embeddings; see `models/lstm_attention.py`.\n",
+        "## Test scores\n",
+    ]
+    if test:
+        parts.append(
+            f"| split | sentences | decoding | BLEU | chrF |\n|---|---|---|---|---|\n"
+            f"| test ({d.corpus}, Lantern's split) | {test['n']} | beam {test['beams']} | "
+            f"**{test['bleu']:.2f}** | {test['chrf']:.2f} |\n\n"
+            f"- BLEU signature: `{test['bleu_signature']}`\n- chrF signature: `{test['chrf_signature']}`\n"
+            f"- Scored on this folder's fp16 weights loaded back as fp32; decoding the test split "
+            f"took {test['decode_s']} s.\n"
+        )
+    else:
+        parts.append("Not scored (exported with `--no-test`).\n")
+    parts += [
+        "\n## Data\n",
+        f"- Corpus: `{d.corpus}` ({CORPORA[d.corpus]['origin']}), read from the data root, never committed.",
+        f"- Licence: {LICENCES.get(d.corpus, 'see the corpus SOURCE.md')}",
+        f"- Cleaning (NFKC, control/zero-width/BOM removed, whitespace folded, empty, over-long "
+        f"(> {d.max_chars} characters) and duplicate pairs dropped): {json.dumps(splits.report)}.",
+        f"- Split: {json.dumps(splits.sizes())} pairs, seed {d.split_seed}; pairs that share a "
+        "source or a target sentence stay in one split, so no sentence is in two splits"
+        + (" (Multi30k: the official splits)." if d.corpus.startswith("multi30k") else "."),
+        f"- Training pairs over {d.max_tokens} tokens dropped: {info.get('dropped_too_long', 0)}.\n",
+        "## Tokenizers (trained on the training split with `tokenizers`; measured on validation)\n",
+        "| side | kind | vocab | unk per 100 tokens | val sentences with an unknown | tokens/sentence |",
+        "|---|---|---|---|---|---|",
+    ]
+    tk = cfg.tokenizer
+    for side, kind in (("source", tk.src_kind), ("target", tk.tgt_kind)):
+        s = info["tokenizers"][side]
+        parts.append(
+            f"| {side} | {kind} | {s['vocab']} | {s['unk_per_100_tokens']:.2f} | "
+            f"{s['sentences_with_unk_pct']:.1f}% | {s['tokens_per_sentence']:.1f} |"
+        )
+    parts += [
+        "\nChosen by `python -m bench.tokenizers` (see the README).\n",
+        "## Model\n",
+        f"{n_params:,} parameters; `model.safetensors` {size_mb:.1f} MB (fp16; load as fp32).\n",
+        _table(cfg.as_dict()["model"]),
+        "\n## Training\n",
+        f"- {state['step']} steps, {state['epoch']} full epochs, stopped by `{info['stop_reason']}`; "
+        f"best validation BLEU {state['best_bleu']:.2f} at step {state['best_step']} "
+        f"(greedy, {len(splits.val[: cfg.train.eval_sentences])} sentences).",
+        f"- Wall time {state['elapsed_s'] / 60:.1f} min on {_machine()}, validation included.",
+        f"- Curves: `history.json` ({len(vals)} validations), plotted on the app's Training page.\n",
+        _table(cfg.as_dict()["train"]),
+        "\n## Samples (first test sentences)\n",
+        "| source | reference | Lantern |",
+        "|---|---|---|",
+    ]
+    parts += [f"| {s['src']} | {s['ref']} | {s['hyp']} |" for s in info.get("test_samples", [])]
+    parts += [
+        "\n## Loading\n",
+        "```python\nimport models.lstm_attention  # registers the architecture with the Auto classes\n"
+        "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+        f"model = AutoModelForSeq2SeqLM.from_pretrained('checkpoints/{cfg.name}', dtype='float32')\n"
+        f"src_tok = AutoTokenizer.from_pretrained('checkpoints/{cfg.name}')\n"
+        f"tgt_tok = AutoTokenizer.from_pretrained('checkpoints/{cfg.name}/target_tokenizer')\n```\n",
+        "## Limits\n",
+        "Trained on short everyday sentences (Tatoeba averages 6 words); long, technical or rare-word "
+        "input degrades quickly, and characters never seen in training become `<unk>`. Attention "
+        "weights show where the decoder looked, not why it chose a word.\n",
+    ]
+    (folder / "README.md").write_text("\n".join(parts), encoding="utf-8")
+    scores = {
+        "test": test,
+        "best_val_bleu": state["best_bleu"],
+        "steps": state["step"],
+        "train_minutes": round(state["elapsed_s"] / 60, 1),
+        "parameters": n_params,
+    }
+    (folder / "scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")

@@ -1,0 +1,105 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from models import train
+from models.registry import list_models
+from models.train_config import config_from_dict, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--set",
+    "model.embed_dim=16",
+    "--set",
+    "model.hidden_size=32",
+    "--set",
+    "model.attention_dim=16",
+    "--set",
+    "data.val_size=8",
+    "--set",
+    "data.test_size=8",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "tokenizer.tgt_vocab_size=150",
+    "--set",
+    "train.threads=1",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.eval_sentences=8",
+    "--set",
+    "train.warmup_steps=0",
+]
+
+
+def run_cli(tmp: Path, *extra: str) -> int:
+    return train.main(
+        ["configs/lstm_zh_en.toml", "--run-dir", str(tmp / "run"), "--export", str(tmp / "ck"), *TINY, *extra]
+    )
+
+
+def test_cli_trains_a_few_steps_and_exports_a_loadable_checkpoint(use_data_root, tmp_path, monkeypatch):
+    assert run_cli(tmp_path, "--set", "train.max_steps=6", "--set", "train.eval_every=3") == 0
+    ck = tmp_path / "ck"
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "target_tokenizer/tokenizer.json",
+        "history.json",
+        "README.md",
+        "scores.json",
+        "lantern.json",
+    ):
+        assert (ck / name).exists(), name
+    assert all(t.dtype == torch.float16 for t in load_file(ck / "model.safetensors").values())
+    records = json.loads((ck / "history.json").read_text())["records"]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [2, 4, 6]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [3, 6]
+    card = (ck / "README.md").read_text()
+    scores = json.loads((ck / "scores.json").read_text())
+    assert "CC-BY 2.0 FR" in card and "Split:" in card and scores["test"]["bleu_signature"] in card
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
+    assert [s.name for s in list_models()] == ["ck"]
+
+
+def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(use_data_root, tmp_path):
+    common = ("--set", "model.dropout=0.2", "--set", "train.save_every=4", "--set", "train.eval_every=100", "--no-test")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_cli(straight, "--set", "train.max_steps=8", *common) == 0
+    assert run_cli(split, "--set", "train.max_steps=4", *common) == 0
+    assert torch.load(split / "run" / "last" / "trainer_state.pt", weights_only=True)["state"]["step"] == 4
+    assert run_cli(split, "--set", "train.max_steps=8", "--resume", *common) == 0
+    state = torch.load(split / "run" / "last" / "trainer_state.pt", weights_only=True)["state"]
+    assert state["step"] == 8
+    assert [r["step"] for r in state["history"] if r["kind"] == "train"] == [2, 4, 6, 8]
+    a = load_file(straight / "run" / "last" / "model.safetensors")
+    b = load_file(split / "run" / "last" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0)
+
+
+def test_resume_without_a_checkpoint_fails_clearly(use_data_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run_cli(tmp_path, "--resume")
+
+
+def test_config_rejects_unknown_keys_and_bad_choices():
+    with pytest.raises(ValueError, match="unknown keys in \\[train\\]"):
+        config_from_dict({"train": {"learning_rate": 1}})
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        config_from_dict({}, ["train.optimizer=adagrad"])
+    assert config_from_dict({}, ["train.lr=5e-4"]).train.lr == 5e-4
+
+
+def test_every_key_of_the_shipped_presets_is_commented():
+    for path in (REPO / "configs").glob("*.toml"):
+        load_config(path)  # parses and validates
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                assert "#" in line, f"{path.name}: uncommented key: {line}"
