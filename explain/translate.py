@@ -1,0 +1,46 @@
+"""Generate, then look at every step: probabilities, entropy and the runners-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from explain.types import Translation
+from models.adapter import Decoding, LanternModel
+
+
+def translate(lm: LanternModel, text: str, decoding: Decoding | None = None, top_k: int = 5) -> Translation:
+    """Generate an output for ``text``, then score it with one teacher-forced pass.
+
+    Probabilities come from that pass, so greedy and beam outputs are described the same way:
+    p(token_t | source, tokens before t) under the model.
+    """
+    decoding = decoding or Decoding()
+    src = lm.encode_source(text)
+    tgt_ids = lm.generate_ids(src.ids, decoding)
+    if not tgt_ids:
+        raise ValueError("the model generated nothing")
+    with torch.no_grad():
+        logits = lm.score(src.ids, tgt_ids).logits[0].float()  # [tgt, vocab]
+    logp = logits.log_softmax(-1)
+    chosen = logp.gather(-1, torch.tensor(tgt_ids, device=logp.device)[:, None])[:, 0]
+    entropy = -(logp.exp() * logp).sum(-1)
+    k = min(top_k, logp.shape[-1])
+    top = logp.topk(k, dim=-1)
+    alt_tokens = tuple(tuple(lm.target_tokens(row)) for row in top.indices.tolist())
+    return Translation(
+        model=lm.name,
+        src_text=src.text,
+        src_tokens=tuple(lm.source_tokens(src.ids)),
+        src_ids=tuple(src.ids),
+        tgt_tokens=tuple(lm.target_tokens(tgt_ids)),
+        tgt_ids=tuple(tgt_ids),
+        text=lm.decode(tgt_ids),
+        logprobs=chosen.cpu().numpy().astype(np.float32),
+        entropy=entropy.cpu().numpy().astype(np.float32),
+        alt_tokens=alt_tokens,
+        alt_probs=top.values.exp().cpu().numpy().astype(np.float32),
+        decoding="greedy" if decoding.num_beams == 1 else f"beam {decoding.num_beams}",
+        unknown=src.unknown,
+        n_src_tokens=src.n_tokens,
+    )

@@ -1,0 +1,47 @@
+import pandas as pd
+import streamlit as st
+
+from ui import cache
+from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
+
+st.title("Translate")
+inputs = sidebar_inputs()
+st.caption(f"Model: {inputs.spec.title}. Change the model, the sentence or the decoding in the sidebar.")
+
+tr = run_or_explain(cache.run_translation, *inputs.args())
+input_notes(tr)
+with st.container(border=True):
+    st.markdown(f"#### {md_escape(tr.text) or '*(empty output)*'}")
+    st.caption(
+        f"{tr.decoding}; {len(tr.tgt_tokens)} tokens; "
+        f"sequence probability {float(tr.probs.prod()):.2g} (log {float(tr.logprobs.sum()):.2f})"
+    )
+
+st.subheader("Each output token")
+st.caption(
+    "Probability: how sure the model was of the token it produced, given the source and the tokens "
+    "before it. Entropy (nats): how spread out its choice was (0 = certain). Alternatives: the most "
+    "probable tokens at that step."
+)
+rows = []
+for t, tok in enumerate(tr.tgt_tokens):
+    alts = " · ".join(f"{a} {p:.0%}" for a, p in zip(tr.alt_tokens[t], tr.alt_probs[t], strict=True))
+    rows.append(
+        {
+            "#": t,
+            "token": tok,
+            "probability": float(tr.probs[t]),
+            "entropy": round(float(tr.entropy[t]), 3),
+            "alternatives": alts,
+        }
+    )
+st.dataframe(
+    pd.DataFrame(rows),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f"),
+    },
+)
+with st.expander("Source tokens"):
+    st.write(" ".join(f"`{t}`" for t in tr.src_tokens))

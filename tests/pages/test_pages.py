@@ -1,0 +1,87 @@
+"""Every page under Streamlit's AppTest, on a tiny checkpoint trained by the real CLI."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explain.attention import extract_attention
+from explain.translate import translate
+from models.adapter import Decoding
+from models.registry import load_model
+from tests.plotly_data import trace_array
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PAGES = ["pages/home.py", "pages/translate.py", "pages/attention.py", "pages/training.py"]
+
+
+def open_page(page: str, **state: object) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page != "pages/home.py":
+        at.switch_page(page).run()
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_without_an_exception(app_env, page):
+    at = open_page(page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_home_lists_the_models_with_their_scores(app_env):
+    at = open_page("pages/home.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert "tiny-zh-en" in text and "test BLEU" in text
+
+
+def test_translate_page_shows_the_output_and_one_row_per_token(app_env):
+    at = open_page("pages/translate.py", src="我爱你。")
+    tr = translate(load_model("tiny-zh-en"), "我爱你。", Decoding(max_new_tokens=64))
+    table = at.dataframe[0].value
+    assert list(table["token"]) == list(tr.tgt_tokens)
+    np.testing.assert_allclose(table["probability"].to_numpy(), tr.probs, atol=1e-6)
+
+
+def test_attention_page_draws_the_cross_attention_of_the_translation(app_env):
+    at = open_page("pages/attention.py", src="我爱你。")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    z = trace_array(charts[0].proto.spec, "z")
+    lm = load_model("tiny-zh-en")
+    maps = extract_attention(lm, translate(lm, "我爱你。", Decoding(max_new_tokens=64)))
+    np.testing.assert_allclose(z, maps.cross[0, 0], atol=1e-6)
+
+
+def test_training_page_plots_each_models_history(app_env):
+    at = open_page("pages/training.py")
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_beam_search_setting_reaches_the_model(app_env):
+    at = open_page("pages/translate.py", src="我爱你。", decoding="beam search", beams=3)
+    assert any("beam 3" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\u200b"])
+def test_empty_text_gets_a_hint_not_a_traceback(app_env, text):
+    at = open_page("pages/attention.py", src=text)
+    assert not at.exception
+    assert any("Type a sentence" in i.value for i in at.info)
+
+
+def test_unknown_characters_and_truncation_are_shown(app_env):
+    at = open_page("pages/translate.py", src="丼" + "我爱你。" * 60)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "丼" in warnings and "The rest was cut" in warnings
+
+
+def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
+    at = open_page("pages/translate.py")
+    assert not at.exception
+    assert any("No model checkpoints" in e.value for e in at.error)
