@@ -1,0 +1,38 @@
+# Lantern. A fresh clone needs two commands: `make app` and `make test` (each installs what is missing).
+PY ?= python3
+VENV := venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install app test test-all lint fmt bench train-lstm-zh-en clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP)
+
+app: install  ## install what is missing, then start the app
+	$(BIN)/streamlit run app.py
+
+test: install  ## install what is missing, then run the default (fast, offline) tests
+	$(BIN)/python -m pytest -q
+
+test-all: install  ## every tier, slow ones included
+	$(BIN)/python -m pytest -q -m ""
+
+lint: install
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+fmt: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: install  ## tokenizer comparison table
+	$(BIN)/python -m bench.tokenizers
+
+train-lstm-zh-en: install  ## retrain the shipped zh->en LSTM (about 35-55 min on 2 CPU cores)
+	$(BIN)/python -m models.train configs/lstm_zh_en.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
