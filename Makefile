@@ -4,19 +4,27 @@ VENV := venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install app test test-all lint fmt bench train-lstm-zh-en clean
+.PHONY: install browser app test test-all lint fmt bench train-lstm-zh-en clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
+# Debian's Chromium (and CJK fonts, so Chinese tokens render) for the end-to-end browser test.
+# Installed when missing and this user can run apt-get; otherwise the e2e test says what to install.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else echo "note: install chromium and fonts-noto-cjk for the browser test"; fi; }
+
 install: $(STAMP)
 
 app: install  ## install what is missing, then start the app
 	$(BIN)/streamlit run app.py
 
-test: install  ## install what is missing, then run the default (fast, offline) tests
+test: install browser  ## install what is missing, then run the default (fast, offline) tests
 	$(BIN)/python -m pytest -q
 
 test-all: install  ## every tier, slow ones included

@@ -3,6 +3,7 @@ import streamlit as st
 
 from ui import cache
 from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
+from viz.tokens import prettify_token, prettify_tokens
 
 st.title("Translate")
 inputs = sidebar_inputs()
@@ -25,11 +26,11 @@ st.caption(
 )
 rows = []
 for t, tok in enumerate(tr.tgt_tokens):
-    alts = " · ".join(f"{a} {p:.0%}" for a, p in zip(tr.alt_tokens[t], tr.alt_probs[t], strict=True))
+    alts = " · ".join(f"{a} {p:.0%}" for a, p in zip(prettify_tokens(tr.alt_tokens[t]), tr.alt_probs[t], strict=True))
     rows.append(
         {
             "#": t,
-            "token": tok,
+            "token": prettify_token(tok),
             "probability": float(tr.probs[t]),
             "entropy": round(float(tr.entropy[t]), 3),
             "alternatives": alts,
@@ -43,5 +44,6 @@ st.dataframe(
         "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f"),
     },
 )
-with st.expander("Source tokens"):
-    st.write(" ".join(f"`{t}`" for t in tr.src_tokens))
+with st.expander("Raw tokens (what the tokenizers produced; ▁ marks the start of a word)"):
+    st.markdown("**Source:** " + " ".join(f"`{t}`" for t in tr.src_tokens))
+    st.markdown("**Output:** " + " ".join(f"`{t}`" for t in tr.tgt_tokens))

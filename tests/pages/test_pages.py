@@ -11,6 +11,7 @@ from explain.translate import translate
 from models.adapter import Decoding
 from models.registry import load_model
 from tests.plotly_data import trace_array
+from viz.tokens import prettify_tokens
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["pages/home.py", "pages/translate.py", "pages/attention.py", "pages/training.py"]
@@ -43,7 +44,7 @@ def test_translate_page_shows_the_output_and_one_row_per_token(app_env):
     at = open_page("pages/translate.py", src="我爱你。")
     tr = translate(load_model("tiny-zh-en"), "我爱你。", Decoding(max_new_tokens=64))
     table = at.dataframe[0].value
-    assert list(table["token"]) == list(tr.tgt_tokens)
+    assert list(table["token"]) == prettify_tokens(tr.tgt_tokens)
     np.testing.assert_allclose(table["probability"].to_numpy(), tr.probs, atol=1e-6)
 
 

@@ -1,0 +1,42 @@
+"""The committed checkpoints: present, loadable, and doing what their cards say."""
+
+import json
+
+import numpy as np
+import pytest
+
+from explain.attention import extract_attention
+from explain.translate import translate
+from models.adapter import Decoding
+from models.registry import REPO_ROOT, list_models, load_model
+from viz.tokens import prettify_token
+
+SHIPPED = ["lstm-zh-en"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def default_roots():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("LANTERN_CHECKPOINTS", raising=False)
+        yield
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_is_complete_and_has_a_card(name):
+    folder = REPO_ROOT / "checkpoints" / name
+    assert name in [s.name for s in list_models()]
+    for file in ("model.safetensors", "config.json", "tokenizer.json", "history.json", "README.md", "scores.json"):
+        assert (folder / file).exists(), file
+    scores = json.loads((folder / "scores.json").read_text())
+    card = (folder / "README.md").read_text()
+    assert f"**{scores['test']['bleu']:.2f}**" in card and scores["test"]["bleu_signature"] in card
+
+
+@pytest.mark.parametrize("num_beams", [1, 5])
+def test_lstm_translates_the_seed_sentence_and_love_attends_to_ai(num_beams):
+    lm = load_model("lstm-zh-en")
+    tr = translate(lm, "我爱北京天安门", Decoding(num_beams=num_beams))
+    assert "love" in tr.text.lower(), tr.text
+    maps = extract_attention(lm, tr)
+    row = next(t for t, tok in enumerate(tr.tgt_tokens) if prettify_token(tok).lower() == "love")
+    assert tr.src_tokens[int(np.argmax(maps.cross[0, 0, row]))] == "爱"
