@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TARGET_TOKENIZER_DIR = "target_tokenizer"
 STATE_FILE = "trainer_state.pt"
+TRAINING_COUNTS = "training_counts.json"  # token -> occurrences in the training split, per side
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from transformers import logging as hf_logging
 
 from models.batching import bucket_batches, encode_pairs, iterate
 from models.checkpoint import (
+    TRAINING_COUNTS,
     atomic_dir,
     existing_dir,
     load_trainer_state,
@@ -278,6 +280,7 @@ class Trainer:
             bar.close()
             st["elapsed_s"] += time.perf_counter() - started
         self.stop_reason = self.stop_reason or "max_epochs"
+        st["stop_reason"] = self.stop_reason
         self._save_last()
         if not (self.run_dir / "best").exists():  # e.g. max_steps before the first evaluation
             self._evaluate(time.perf_counter())
@@ -344,6 +347,29 @@ class Trainer:
 
     # --- export ---------------------------------------------------------------------------
 
+    def token_counts(self) -> dict[str, dict[str, int]]:
+        """How often each token occurs in the training pairs, per side (what the model had to learn from)."""
+        counts: dict[str, Counter[int]] = {"source": Counter(), "target": Counter()}
+        for ex in self.train_examples:
+            counts["source"].update(ex.src_ids)
+            counts["target"].update(ex.tgt_ids)
+        toks = {"source": self.src_tok, "target": self.tgt_tok}
+        return {
+            side: dict(zip(toks[side].convert_ids_to_tokens(list(c)), c.values(), strict=True))
+            for side, c in counts.items()
+        }
+
+    def _inferred_stop_reason(self) -> str:
+        """For runs that ended before the stop reason was stored."""
+        st, t = self.state, self.cfg.train
+        if st["epoch"] >= t.max_epochs:
+            return "max_epochs"
+        if t.early_stopping and st["bad_evals"] >= t.early_stopping:
+            return "early_stopping"
+        if t.max_steps and st["step"] >= t.max_steps:
+            return "max_steps"
+        return "max_minutes" if t.max_minutes and st["elapsed_s"] / 60 >= t.max_minutes else "unknown"
+
     def export(self, out_dir: Path, test: bool = True) -> dict[str, Any]:
         """Best model -> fp16 checkpoint in ``out_dir``; reload it, score the test split, write the card."""
         from models.loading import load_seq2seq_folder
@@ -352,6 +378,7 @@ class Trainer:
         with atomic_dir(Path(out_dir)) as tmp:
             save_model_dir(tmp, best, self.src_tok, self.tgt_tok, dtype=torch.float16)
             shutil.copy(self.run_dir / "history.json", tmp / "history.json")
+            write_json(tmp / TRAINING_COUNTS, self.token_counts())
             d = self.cfg.data
             write_meta(
                 tmp,
@@ -361,7 +388,10 @@ class Trainer:
                 corpus=d.corpus,
             )
         model, src_tok, tgt_tok = load_seq2seq_folder(out_dir)
-        info: dict[str, Any] = {"stop_reason": self.stop_reason, "dropped_too_long": self.dropped}
+        info: dict[str, Any] = {
+            "stop_reason": self.stop_reason or self.state.get("stop_reason") or self._inferred_stop_reason(),
+            "dropped_too_long": self.dropped,
+        }
         if test:
             test_pairs = self.splits.test
             t0 = time.perf_counter()
@@ -389,13 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", help="final checkpoint folder (default checkpoints/<name>); 'none' skips")
     ap.add_argument("--resume", action="store_true", help="continue from <run-dir>/last")
     ap.add_argument("--no-test", action="store_true", help="skip the test-split scores at export")
+    ap.add_argument("--export-only", action="store_true", help="export <run-dir>/best again without training")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     hf_logging.disable_progress_bar()
     cfg = load_config(args.config, args.set)
     run_dir = Path(args.run_dir or REPO_ROOT / "runs" / cfg.name)
-    trainer = Trainer(cfg, run_dir, resume=args.resume)
+    trainer = Trainer(cfg, run_dir, resume=args.resume or args.export_only)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     log.info(
         "%s: %s train pairs (%d dropped as too long), %s params, device %s, %d steps/epoch",
@@ -406,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         trainer.device,
         trainer.steps_per_epoch,
     )
+    if args.export_only:
+        return _export(trainer, args, cfg)
     try:
         reason = trainer.fit()
     except TrainingStopped as err:
@@ -421,17 +454,18 @@ def main(argv: list[str] | None = None) -> int:
     if reason == "interrupted":
         log.info("resume with: python -m models.train %s --resume", args.config)
         return 130
-    if args.export != "none":
-        out = Path(args.export or REPO_ROOT / "checkpoints" / cfg.name)
-        info = trainer.export(out, test=not args.no_test)
-        if "test" in info:
-            log.info(
-                "test: BLEU %.2f, chrF %.2f (%s)",
-                info["test"]["bleu"],
-                info["test"]["chrf"],
-                info["test"]["bleu_signature"],
-            )
-        log.info("exported to %s", out)
+    return _export(trainer, args, cfg)
+
+
+def _export(trainer: Trainer, args: argparse.Namespace, cfg: RunConfig) -> int:
+    if args.export == "none":
+        return 0
+    out = Path(args.export or REPO_ROOT / "checkpoints" / cfg.name)
+    info = trainer.export(out, test=not args.no_test)
+    if "test" in info:
+        test = info["test"]
+        log.info("test: BLEU %.2f, chrF %.2f (%s)", test["bleu"], test["chrf"], test["bleu_signature"])
+    log.info("exported to %s", out)
     return 0
 
 

@@ -47,3 +47,27 @@ st.dataframe(
 with st.expander("Raw tokens (what the tokenizers produced; ▁ marks the start of a word)"):
     st.markdown("**Source:** " + " ".join(f"`{t}`" for t in tr.src_tokens))
     st.markdown("**Output:** " + " ".join(f"`{t}`" for t in tr.tgt_tokens))
+
+counts = cache.read_json(str(inputs.spec.path / "training_counts.json"))
+if counts:
+    st.subheader("How often the model saw each source token in training")
+    st.caption(
+        "A token seen only a few times has a poorly trained embedding, so the model has little to go on "
+        "there and tends to guess from the context; a token never seen is read as `<unk>`. Words are not "
+        "counted, only tokens: 北, 京 can be frequent while the word 北京 is rare."
+    )
+    seen = counts.get("source", {})
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "source token": prettify_tokens(tr.src_tokens),
+                "times seen in training": [seen.get(t, 0) for t in tr.src_tokens],
+                "note": [
+                    "never seen" if seen.get(t, 0) == 0 else "rare (< 10)" if seen.get(t, 0) < 10 else ""
+                    for t in tr.src_tokens
+                ],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )

@@ -103,3 +103,13 @@ def test_every_key_of_the_shipped_presets_is_commented():
         for line in path.read_text().splitlines():
             if "=" in line and not line.lstrip().startswith("#"):
                 assert "#" in line, f"{path.name}: uncommented key: {line}"
+
+
+def test_export_only_reexports_a_finished_run_with_training_counts(use_data_root, tmp_path):
+    assert run_cli(tmp_path, "--set", "train.max_steps=3", "--no-test") == 0
+    (tmp_path / "ck" / "training_counts.json").unlink()
+    assert run_cli(tmp_path, "--export-only", "--no-test") == 0
+    counts = json.loads((tmp_path / "ck" / "training_counts.json").read_text())
+    assert counts["source"]["爱"] > 0 and counts["target"]["</s>"] > 0
+    assert "门" not in counts["source"]  # never in the tiny corpus
+    assert "max_steps" in (tmp_path / "ck" / "README.md").read_text()

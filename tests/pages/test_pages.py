@@ -86,3 +86,14 @@ def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
     at = open_page("pages/translate.py")
     assert not at.exception
     assert any("No model checkpoints" in e.value for e in at.error)
+
+
+def test_translate_page_shows_how_often_each_source_token_was_seen(app_env):
+    import json
+
+    at = open_page("pages/translate.py", src="我爱门。")
+    counts = json.loads((app_env / "tiny-zh-en" / "training_counts.json").read_text())["source"]
+    table = at.dataframe[1].value
+    assert list(table["source token"]) == ["我", "爱", "<unk>", "。"]
+    assert list(table["times seen in training"]) == [counts["我"], counts["爱"], 0, counts["。"]]
+    assert table["note"][2] == "never seen"
