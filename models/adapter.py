@@ -7,7 +7,8 @@ sessions and never mutated: no hooks left behind, no swapped modules, eval mode 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -51,11 +52,18 @@ class Decoding:
 
 @dataclass(frozen=True, eq=False)
 class LanternModel:
+    """A loaded model and its tokenizers.
+
+    ``lock`` serialises every forward pass: explanation code may hook the embedding modules for
+    the duration of one call, and no other session's pass may run while such a hook is in place.
+    """
+
     name: str
     model: PreTrainedModel
     src_tokenizer: PreTrainedTokenizerBase
     tgt_tokenizer: PreTrainedTokenizerBase
     max_source_tokens: int = 128
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -92,13 +100,14 @@ class LanternModel:
     @torch.no_grad()
     def generate_ids(self, src_ids: list[int], decoding: Decoding) -> list[int]:
         """Target ids (without the decoder start token; ending in EOS unless cut by the limit)."""
-        out = self.model.generate(
-            **self._batch(src_ids),
-            num_beams=decoding.num_beams,
-            do_sample=False,
-            max_new_tokens=decoding.max_new_tokens,
-            length_penalty=decoding.length_penalty,
-        )[0].tolist()
+        with self.lock:
+            out = self.model.generate(
+                **self._batch(src_ids),
+                num_beams=decoding.num_beams,
+                do_sample=False,
+                max_new_tokens=decoding.max_new_tokens,
+                length_penalty=decoding.length_penalty,
+            )[0].tolist()
         start = self.model.config.decoder_start_token_id
         if out and out[0] == start:
             out = out[1:]
@@ -109,12 +118,13 @@ class LanternModel:
         """One teacher-forced pass over (source, target): logits [1, T, V], attentions if asked."""
         start = self.model.config.decoder_start_token_id
         decoder_input_ids = torch.tensor([[start, *tgt_ids[:-1]]], device=self.device)
-        return self.model(
-            **self._batch(src_ids),
-            decoder_input_ids=decoder_input_ids,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        with self.lock:
+            return self.model(
+                **self._batch(src_ids),
+                decoder_input_ids=decoder_input_ids,
+                output_attentions=output_attentions,
+                return_dict=True,
+            )
 
     def target_tokens(self, ids: list[int]) -> list[str]:
         return self.tgt_tokenizer.convert_ids_to_tokens(ids)

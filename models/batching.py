@@ -63,11 +63,21 @@ def pad(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
     return out
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Model inputs for one batch: input_ids, attention_mask [B, S]; labels [B, T] (-100 = pad)."""
+def collate(examples: Sequence[Example], pad_id: int, start_id: int = 1) -> dict[str, torch.Tensor]:
+    """Model inputs for one batch: input_ids, attention_mask [B, S]; decoder_input_ids, labels [B, T].
+
+    ``decoder_input_ids`` is the target shifted right behind ``start_id`` (teacher forcing);
+    ``labels`` is the target with padding as -100 (ignored by the loss).
+    """
     input_ids = pad([e.src_ids for e in examples], pad_id)
     labels = pad([e.tgt_ids for e in examples], -100)
-    return {"input_ids": input_ids, "attention_mask": input_ids.ne(pad_id).long(), "labels": labels}
+    decoder_input_ids = pad([[start_id, *e.tgt_ids[:-1]] for e in examples], pad_id)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": input_ids.ne(pad_id).long(),
+        "decoder_input_ids": decoder_input_ids,
+        "labels": labels,
+    }
 
 
 def iterate(

@@ -32,8 +32,8 @@ def load_seq2seq_folder(
     if not (folder / "model.safetensors").exists():
         raise CheckpointError(f"no weights at {folder}: model.safetensors is missing")
     try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(
-            folder, dtype=dtype, use_safetensors=True, trust_remote_code=False
+        model = AutoModelForSeq2SeqLM.from_pretrained(  # eager: SDPA returns no attention weights
+            folder, dtype=dtype, use_safetensors=True, trust_remote_code=False, attn_implementation="eager"
         )
         src_tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         tgt_dir = folder / TARGET_TOKENIZER_DIR

@@ -22,6 +22,20 @@ LICENCES = {
     "multi30k-en-de": "Non-commercial research and educational use only (Flickr30K-derived; Elliott et al. 2016).",
 }
 LANG = {"zh": "Chinese", "en": "English", "fr": "French", "de": "German"}
+ARCHITECTURES = {
+    "lstm": (
+        "LSTM encoder–decoder with additive attention",
+        "Bidirectional LSTM encoder, LSTM decoder with additive (Bahdanau) attention applied in Luong "
+        "order, output tied to the target embeddings; see `models/lstm_attention.py`. Attention: one "
+        "layer, one head.",
+    ),
+    "transformer": (
+        "Transformer (Marian architecture)",
+        "A `MarianMTModel` built from a `MarianConfig` preset (`models/transformer.py`): post-norm "
+        "encoder–decoder, sinusoidal positions, decoder embeddings tied to the output layer. Plain "
+        "`transformers` loads it; load with `attn_implementation='eager'` to get attention weights.",
+    ),
+}
 
 
 def _machine() -> str:
@@ -52,11 +66,10 @@ def write_model_card(
     size_mb = (folder / "model.safetensors").stat().st_size / 2**20
     vals = [r for r in state["history"] if r["kind"] == "val"]
     test = info.get("test")
+    arch_title, arch_text = ARCHITECTURES[cfg.model.architecture]
     parts = [
-        f"# {cfg.name}: {src} → {tgt}, LSTM encoder–decoder with additive attention\n",
-        "Trained by Lantern (`python -m models.train`). Bidirectional LSTM encoder, LSTM decoder "
-        "with additive (Bahdanau) attention applied in Luong order, output tied to the target "
-        "embeddings; see `models/lstm_attention.py`.\n",
+        f"# {cfg.name}: {src} → {tgt}, {arch_title}\n",
+        f"Trained by Lantern (`python -m models.train`). {arch_text}\n",
         "## Test scores\n",
     ]
     if test:
@@ -85,14 +98,20 @@ def write_model_card(
         "|---|---|---|---|---|---|",
     ]
     tk = cfg.tokenizer
-    for side, kind in (("source", tk.src_kind), ("target", tk.tgt_kind)):
+    kinds = (
+        (("source", tk.tgt_kind), ("target", tk.tgt_kind))
+        if tk.shared
+        else (("source", tk.src_kind), ("target", tk.tgt_kind))
+    )
+    for side, kind in kinds:
         s = info["tokenizers"][side]
         parts.append(
             f"| {side} | {kind} | {s['vocab']} | {s['unk_per_100_tokens']:.2f} | "
             f"{s['sentences_with_unk_pct']:.1f}% | {s['tokens_per_sentence']:.1f} |"
         )
     parts += [
-        "\nChosen by `python -m bench.tokenizers` (see the README).\n",
+        ("\nOne joint vocabulary for both sides (embeddings shared).\n" if tk.shared else "")
+        + "\nChosen by `python -m bench.tokenizers` (see the README).\n",
         "## Model\n",
         f"{n_params:,} parameters; `model.safetensors` {size_mb:.1f} MB (fp16; load as fp32).\n",
         _table(cfg.as_dict()["model"]),
@@ -108,13 +127,20 @@ def write_model_card(
         "|---|---|---|",
     ]
     parts += [f"| {s['src']} | {s['ref']} | {s['hyp']} |" for s in info.get("test_samples", [])]
+    register = "import models.lstm_attention  # registers the LSTM with the Auto classes\n"
+    target = (
+        "tgt_tok = src_tok  # one shared vocabulary\n"
+        if tk.shared
+        else f"tgt_tok = AutoTokenizer.from_pretrained('checkpoints/{cfg.name}/target_tokenizer')\n"
+    )
     parts += [
         "\n## Loading\n",
-        "```python\nimport models.lstm_attention  # registers the architecture with the Auto classes\n"
-        "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
-        f"model = AutoModelForSeq2SeqLM.from_pretrained('checkpoints/{cfg.name}', dtype='float32')\n"
-        f"src_tok = AutoTokenizer.from_pretrained('checkpoints/{cfg.name}')\n"
-        f"tgt_tok = AutoTokenizer.from_pretrained('checkpoints/{cfg.name}/target_tokenizer')\n```\n",
+        "```python\n"
+        + (register if cfg.model.architecture == "lstm" else "")
+        + "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+        f"model = AutoModelForSeq2SeqLM.from_pretrained('checkpoints/{cfg.name}', dtype='float32', "
+        "attn_implementation='eager')\n"
+        f"src_tok = AutoTokenizer.from_pretrained('checkpoints/{cfg.name}')\n" + target + "```\n",
         "## Limits\n",
         "Trained on short everyday sentences (Tatoeba averages 6 words); long, technical or rare-word "
         "input degrades quickly, and characters never seen in training become `<unk>`. Attention "

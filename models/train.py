@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from transformers import logging as hf_logging
 
 from models.batching import bucket_batches, encode_pairs, iterate
@@ -46,9 +46,13 @@ from models.model_card import write_model_card
 from models.registry import write_meta
 from models.scoring import corpus_scores, translate_texts
 from models.tokenization import load_tokenizer, save_tokenizer, tokenizer_stats, train_tokenizer
-from models.train_config import RunConfig, load_config
+from models.train_config import RunConfig, config_from_dict, load_config
+from models.transformer import build_transformer
 
 log = logging.getLogger("lantern.train")
+
+
+ARCH_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
 
 
 class TrainingStopped(RuntimeError):
@@ -61,8 +65,10 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(cfg: RunConfig, src_vocab: int, tgt_vocab: int) -> LstmAttnForConditionalGeneration:
+def build_model(cfg: RunConfig, src_vocab: int, tgt_vocab: int) -> PreTrainedModel:
     m = cfg.model
+    if m.architecture == "transformer":
+        return build_transformer(m, src_vocab, tgt_vocab, shared_vocab=cfg.tokenizer.shared)
     config = LstmAttnConfig(
         src_vocab_size=src_vocab,
         tgt_vocab_size=tgt_vocab,
@@ -119,7 +125,9 @@ class Trainer:
         self.model = build_model(cfg, len(self.src_tok), len(self.tgt_tok)).to(self.device)
         params = self.model.parameters()
         if t.optimizer == "adam":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(
+                params, lr=t.lr, betas=(0.9, t.adam_beta2), weight_decay=t.weight_decay
+            )
         else:
             self.opt = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
         self.steps_per_epoch = math.ceil(len(self.train_examples) / t.batch_size)
@@ -143,32 +151,34 @@ class Trainer:
     # --- set-up ---------------------------------------------------------------------------
 
     def _tokenizers(self) -> tuple[PreTrainedTokenizerFast, PreTrainedTokenizerFast]:
+        """Train (or, when resuming, reload) the tokenizers; with ``shared`` one serves both sides."""
+        k = self.cfg.tokenizer
         src_dir, tgt_dir = self.run_dir / "source_tokenizer", self.run_dir / "target_tokenizer"
         if self.last_dir is not None:
-            return load_tokenizer(src_dir), load_tokenizer(tgt_dir)
-        k = self.cfg.tokenizer
-        src = train_tokenizer([p.src for p in self.splits.train], k.src_kind, k.src_vocab_size, k.src_min_frequency)
-        tgt = train_tokenizer(
-            [p.tgt for p in self.splits.train],
-            k.tgt_kind,
-            k.tgt_vocab_size,
-            k.tgt_min_frequency,
-            add_eos=True,
-        )
+            src = load_tokenizer(src_dir)
+            return src, src if k.shared else load_tokenizer(tgt_dir)
+        train = self.splits.train
+        if k.shared:  # one joint vocabulary from both sides, EOS on both (Marian's convention)
+            texts = [p.src for p in train] + [p.tgt for p in train]
+            src = tgt = train_tokenizer(texts, k.tgt_kind, k.tgt_vocab_size, k.tgt_min_frequency, add_eos=True)
+        else:
+            src = train_tokenizer([p.src for p in train], k.src_kind, k.src_vocab_size, k.src_min_frequency)
+            tgt = train_tokenizer(
+                [p.tgt for p in train], k.tgt_kind, k.tgt_vocab_size, k.tgt_min_frequency, add_eos=True
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_tokenizer(src, src_dir)
-        save_tokenizer(tgt, tgt_dir)
+        if not k.shared:
+            save_tokenizer(tgt, tgt_dir)
         return src, tgt
 
     def _restore(self, folder: Path) -> None:
         saved = load_trainer_state(folder)
-        if (
-            saved["config"]["model"] != self.cfg.as_dict()["model"]
-            or saved["config"]["data"] != self.cfg.as_dict()["data"]
-        ):
+        before = config_from_dict(saved["config"])  # fills keys added since with their defaults
+        if (before.model, before.data, before.tokenizer) != (self.cfg.model, self.cfg.data, self.cfg.tokenizer):
             raise ValueError(
-                "--resume: the [model] or [data] section differs from the interrupted run's; "
-                "resume with the same config (only [train] limits may change)"
+                "--resume: the [model], [data] or [tokenizer] section differs from the interrupted run's; "
+                "resume with the same config (only [train] settings may change)"
             )
         from safetensors.torch import load_file
 
@@ -203,7 +213,9 @@ class Trainer:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"):
             logits = self.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                decoder_input_ids=batch["decoder_input_ids"],
             ).logits
         labels = batch["labels"].flatten()
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels, ignore_index=-100, label_smoothing=smoothing)
@@ -382,7 +394,7 @@ class Trainer:
             d = self.cfg.data
             write_meta(
                 tmp,
-                title=f"{self.cfg.model.architecture.upper()} {d.src_lang}→{d.tgt_lang} ({d.corpus})",
+                title=f"{ARCH_NAMES[self.cfg.model.architecture]} {d.src_lang}→{d.tgt_lang} ({d.corpus})",
                 src_lang=d.src_lang,
                 tgt_lang=d.tgt_lang,
                 corpus=d.corpus,

@@ -34,6 +34,7 @@ class TokenizerConfig:
     tgt_kind: str = "bpe"
     tgt_vocab_size: int = 4000
     tgt_min_frequency: int = 2
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,11 @@ class ModelConfig:
     encoder_layers: int = 1
     decoder_layers: int = 1
     attention_dim: int = 256
+    heads: int = 4
+    ffn_dim: int = 1024
     dropout: float = 0.3
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.0
     max_source_tokens: int = 128
 
 
@@ -58,6 +63,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
+    adam_beta2: float = 0.999
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
     clip_grad_norm: float = 1.0
@@ -94,7 +100,7 @@ _SECTIONS = {"data": DataConfig, "tokenizer": TokenizerConfig, "model": ModelCon
 CHOICES = {
     ("tokenizer", "src_kind"): ("char", "bpe", "word"),
     ("tokenizer", "tgt_kind"): ("char", "bpe", "word"),
-    ("model", "architecture"): ("lstm",),
+    ("model", "architecture"): ("lstm", "transformer"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("constant", "plateau", "inverse_sqrt", "cosine"),
     ("train", "amp"): ("none", "bf16"),

@@ -113,3 +113,35 @@ def test_export_only_reexports_a_finished_run_with_training_counts(use_data_root
     assert counts["source"]["爱"] > 0 and counts["target"]["</s>"] > 0
     assert "门" not in counts["source"]  # never in the tiny corpus
     assert "max_steps" in (tmp_path / "ck" / "README.md").read_text()
+
+
+TINY_TRANSFORMER = [
+    "--set",
+    "model.architecture=transformer",
+    "--set",
+    "model.heads=2",
+    "--set",
+    "model.ffn_dim=32",
+    "--set",
+    "model.encoder_layers=2",
+    "--set",
+    "model.decoder_layers=2",
+]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_cli_trains_a_transformer_that_plain_transformers_loads(use_data_root, tmp_path, shared):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianMTModel
+
+    extra = ["--set", f"tokenizer.shared={str(shared).lower()}", "--set", "train.max_steps=4", "--no-test"]
+    assert run_cli(tmp_path, *TINY_TRANSFORMER, *extra) == 0
+    ck = tmp_path / "ck"
+    assert (ck / "target_tokenizer").exists() is not shared
+    model = AutoModelForSeq2SeqLM.from_pretrained(ck, attn_implementation="eager")
+    assert isinstance(model, MarianMTModel) and model.config.encoder_layers == 2
+    tok = AutoTokenizer.from_pretrained(ck)
+    out = model(
+        **tok(["我爱你。"], return_tensors="pt"), decoder_input_ids=torch.tensor([[1, 5]]), output_attentions=True
+    )
+    assert len(out.cross_attentions) == 2 and out.cross_attentions[0].shape[1] == 2  # layers, heads
+    assert "Transformer (Marian architecture)" in (ck / "README.md").read_text()
