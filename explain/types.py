@@ -64,3 +64,46 @@ class AttentionMaps:
     @property
     def n_heads(self) -> int:
         return 0 if self.cross is None else self.cross.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class Attribution:
+    """How much each input token contributed to each generated token, under one method.
+
+    Encoder-decoder: ``scores`` covers the source, ``prefix_scores`` the decoder inputs (the start
+    token and the target tokens before each step). Row t explains generated token t.
+    """
+
+    model: str
+    method: str  # a key of explain.attribution.METHODS
+    target: str  # "logprob" | "prob" | "contrast"
+    src_tokens: tuple[str, ...]
+    tgt_tokens: tuple[str, ...]  # generated tokens (rows)
+    prefix_tokens: tuple[str, ...]  # decoder inputs: start token, then tgt_tokens[:-1]
+    scores: np.ndarray  # [tgt, src]
+    prefix_scores: np.ndarray | None  # [tgt, prefix]; row t is 0 beyond column t (causal)
+    step_logprobs: np.ndarray  # [tgt] log p(token_t) under the model
+    step_entropy: np.ndarray  # [tgt] entropy (nats) of step t's distribution
+    delta: np.ndarray | None = None  # [tgt] completeness gap: Σ scores − (f(x) − f(baseline))
+    steps: tuple[int, ...] = ()  # rows that were explained (all when empty)
+    contrast: str = ""  # what the chosen tokens were contrasted with
+    params: tuple[tuple[str, object], ...] = ()  # method settings, e.g. (("n_steps", 32),)
+
+    def __post_init__(self) -> None:
+        if self.scores.shape != (len(self.tgt_tokens), len(self.src_tokens)):
+            raise ValueError(
+                f"scores are {self.scores.shape} but there are {len(self.tgt_tokens)} target and "
+                f"{len(self.src_tokens)} source tokens"
+            )
+        if self.prefix_scores is not None and self.prefix_scores.shape != (
+            len(self.tgt_tokens),
+            len(self.prefix_tokens),
+        ):
+            raise ValueError(
+                f"prefix scores are {self.prefix_scores.shape} but there are {len(self.tgt_tokens)} "
+                f"target and {len(self.prefix_tokens)} prefix tokens"
+            )
+
+    @property
+    def rows(self) -> tuple[int, ...]:
+        return self.steps or tuple(range(len(self.tgt_tokens)))

@@ -76,6 +76,10 @@ class LanternModel:
         """The embedding module of the source side (what attribution methods hook)."""
         return self.model.get_encoder().embed_tokens
 
+    def target_embedding(self) -> nn.Module:
+        """The embedding module of the decoder's inputs (the target prefix)."""
+        return self.model.get_decoder().embed_tokens
+
     def encode_source(self, text: str) -> SourceEncoding:
         """Clean, tokenize and truncate a source text; report unknown characters."""
         cleaned = clean_text(text)

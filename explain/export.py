@@ -1,0 +1,102 @@
+"""Attribution results to and from JSON (lossless) and CSV (one row per score, for pandas or R)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from explain.types import Attribution
+
+FORMAT_VERSION = 1
+CSV_COLUMNS = [
+    "model", "method", "target", "contrast", "step", "output_token", "step_logprob", "step_entropy", "delta",
+    "side", "position", "input_token", "score", "params",
+]  # fmt: skip
+
+
+def _array(values: object) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=np.float32)
+
+
+def to_json(attr: Attribution) -> str:
+    data = {
+        "format": "lantern-attribution", "version": FORMAT_VERSION,
+        "model": attr.model, "method": attr.method, "target": attr.target, "contrast": attr.contrast,
+        "src_tokens": list(attr.src_tokens), "tgt_tokens": list(attr.tgt_tokens),
+        "prefix_tokens": list(attr.prefix_tokens), "scores": attr.scores.tolist(),
+        "prefix_scores": None if attr.prefix_scores is None else attr.prefix_scores.tolist(),
+        "step_logprobs": attr.step_logprobs.tolist(), "step_entropy": attr.step_entropy.tolist(),
+        "delta": None if attr.delta is None else attr.delta.tolist(), "steps": list(attr.steps),
+        "params": dict(attr.params),
+    }  # fmt: skip
+    return json.dumps(data, ensure_ascii=False)
+
+
+def from_json(text: str) -> Attribution:
+    """Load what ``to_json`` wrote; anything else raises ``ValueError`` saying what is wrong."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err}") from err
+    if not isinstance(data, dict) or data.get("format") != "lantern-attribution":
+        raise ValueError("not a Lantern attribution file (no 'format': 'lantern-attribution')")
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(f"attribution file version {data.get('version')}; this Lantern reads {FORMAT_VERSION}")
+    return Attribution(
+        model=data["model"], method=data["method"], target=data["target"], contrast=data.get("contrast", ""),
+        src_tokens=tuple(data["src_tokens"]), tgt_tokens=tuple(data["tgt_tokens"]),
+        prefix_tokens=tuple(data["prefix_tokens"]), scores=_array(data["scores"]).reshape(len(data["tgt_tokens"]), -1),
+        prefix_scores=_array(data["prefix_scores"]), step_logprobs=_array(data["step_logprobs"]),
+        step_entropy=_array(data["step_entropy"]), delta=_array(data["delta"]), steps=tuple(data["steps"]),
+        params=tuple(data["params"].items()),
+    )  # fmt: skip
+
+
+def to_csv(attr: Attribution) -> str:
+    """Long format: one row per (step, input token) score, source then prefix."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    params = json.dumps({**dict(attr.params), "_steps": list(attr.steps)}, ensure_ascii=False)
+    sides = [("source", attr.src_tokens, attr.scores)]
+    if attr.prefix_scores is not None:
+        sides.append(("prefix", attr.prefix_tokens, attr.prefix_scores))
+    for t, tok in enumerate(attr.tgt_tokens):
+        delta = "" if attr.delta is None else f"{attr.delta[t]:.9g}"
+        for side, tokens, scores in sides:
+            for j, inp in enumerate(tokens):
+                writer.writerow([attr.model, attr.method, attr.target, attr.contrast, t, tok,
+                                 f"{attr.step_logprobs[t]:.9g}", f"{attr.step_entropy[t]:.9g}", delta,
+                                 side, j, inp, f"{scores[t, j]:.9g}", params])  # fmt: skip
+    return out.getvalue()
+
+
+def from_csv(text: str) -> Attribution:
+    """Rebuild an attribution from ``to_csv`` output (explained steps are taken from the params)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or set(CSV_COLUMNS) - set(rows[0]):
+        raise ValueError(f"not a Lantern attribution CSV (expected columns {', '.join(CSV_COLUMNS)})")
+    n_tgt = max(int(r["step"]) for r in rows) + 1
+    tokens: dict[str, dict[int, str]] = {"source": {}, "prefix": {}}
+    tgt, logp, ent, delta = [""] * n_tgt, np.zeros(n_tgt), np.zeros(n_tgt), np.zeros(n_tgt)
+    for r in rows:
+        t = int(r["step"])
+        tokens[r["side"]][int(r["position"])] = r["input_token"]
+        tgt[t], logp[t], ent[t] = r["output_token"], float(r["step_logprob"]), float(r["step_entropy"])
+        delta[t] = float(r["delta"] or "nan")
+    mats = {side: np.zeros((n_tgt, len(tokens[side])), dtype=np.float32) for side in tokens}
+    for r in rows:
+        mats[r["side"]][int(r["step"]), int(r["position"])] = float(r["score"])
+    first, params = rows[0], json.loads(rows[0]["params"])
+    return Attribution(
+        model=first["model"], method=first["method"], target=first["target"], contrast=first["contrast"],
+        src_tokens=tuple(tokens["source"][j] for j in range(len(tokens["source"]))), tgt_tokens=tuple(tgt),
+        prefix_tokens=tuple(tokens["prefix"][j] for j in range(len(tokens["prefix"]))),
+        scores=mats["source"], prefix_scores=mats["prefix"] if tokens["prefix"] else None,
+        step_logprobs=logp.astype(np.float32), step_entropy=ent.astype(np.float32),
+        delta=None if np.isnan(delta).all() else delta.astype(np.float32),
+        steps=tuple(params.pop("_steps", ())), params=tuple(params.items()),
+    )  # fmt: skip

@@ -1,0 +1,102 @@
+"""What is attributed: per-step scores of a fixed output, as a function of the input embeddings.
+
+``Objective`` runs the model on a batch of (source, target-prefix) embedding rows, substituted for
+the outputs of the encoder's and decoder's embedding modules by forward hooks that live only for
+the call (the model's lock is held by the caller), and returns one score per generated step:
+
+- ``logprob``: log p(y_t | x, y_<t)
+- ``prob``: p(y_t | x, y_<t)
+- ``contrast``: log p(y_t | x, y_<t) − log p(a_t | x, y_<t): an alternative token at one step, or the
+  tokens of a whole alternative target aligned by position, each after the same prefix as the
+  chosen token (Inseq's default, without forcing the alternative's own prefix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.adapter import LanternModel
+
+TARGETS = ("logprob", "prob", "contrast")
+
+
+@contextmanager
+def embeddings_replaced(
+    src_module: nn.Module, dec_module: nn.Module, src: torch.Tensor, dec: torch.Tensor
+) -> Iterator[None]:
+    """Make the embedding modules output ``src`` [B, S, d] and ``dec`` [B, T, d] for one forward pass."""
+    if src_module is dec_module:  # one shared module (T5): the encoder calls it before the decoder
+        queue = [src, dec]
+        handles = [src_module.register_forward_hook(lambda m, i, o: queue.pop(0) if queue else o)]
+    else:
+        handles = [
+            src_module.register_forward_hook(lambda m, i, o: src),
+            dec_module.register_forward_hook(lambda m, i, o: dec),
+        ]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass
+class Objective:
+    """Scores of one fixed output under perturbed or interpolated input embeddings."""
+
+    lm: LanternModel
+    src_ids: torch.Tensor  # [S]
+    dec_ids: torch.Tensor  # [T] decoder inputs: start token, y_0 .. y_{T-2}
+    tgt_ids: torch.Tensor  # [T] generated tokens
+    target: str = "logprob"
+    alt_ids: torch.Tensor | None = None  # [T] alternative token per step (-1 where not contrasted)
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
+        if self.target == "contrast" and self.alt_ids is None:
+            raise ValueError("target 'contrast' needs an alternative token or an alternative target")
+        self.src_module = self.lm.source_embedding()
+        self.dec_module = self.lm.target_embedding()
+        with torch.no_grad():
+            self.src_embeds = self.src_module(self.src_ids[None])[0]  # [S, d]
+            self.dec_embeds = self.dec_module(self.dec_ids[None])[0]  # [T, d]
+            pad = self.lm.src_tokenizer.pad_token_id
+            self.src_base = self.src_module(torch.full_like(self.src_ids, pad)[None])[0]
+            self.dec_base = self.dec_module(torch.full_like(self.dec_ids, pad)[None])[0]
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.tgt_ids)
+
+    def _logprobs(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+        b = len(src)
+        with embeddings_replaced(self.src_module, self.dec_module, src, dec):
+            logits = self.lm.model(
+                input_ids=self.src_ids.expand(b, -1),
+                attention_mask=torch.ones(b, len(self.src_ids), dtype=torch.long, device=src.device),
+                decoder_input_ids=self.dec_ids.expand(b, -1),
+            ).logits
+        return logits.float().log_softmax(-1)  # [B, T, V]
+
+    def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+        """src [B, S, d], dec [B, T, d] -> scores [B, T] (one per generated step)."""
+        logp = self._logprobs(src, dec)
+        chosen = logp.gather(-1, self.tgt_ids.expand(len(src), -1)[..., None])[..., 0]
+        if self.target == "logprob":
+            return chosen
+        if self.target == "prob":
+            return chosen.exp()
+        alt = logp.gather(-1, self.alt_ids.clamp(min=0).expand(len(src), -1)[..., None])[..., 0]
+        return torch.where(self.alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
+
+    @torch.no_grad()
+    def step_distribution(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p of each generated token [T], entropy of each step [T]) at the real input."""
+        logp = self._logprobs(self.src_embeds[None], self.dec_embeds[None])[0]
+        return logp.gather(-1, self.tgt_ids[:, None])[:, 0], -(logp.exp() * logp).sum(-1)

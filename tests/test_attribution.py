@@ -1,0 +1,294 @@
+"""Attribution engine: invariants, agreement with plain Captum loops, export round trips."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import (
+    LayerFeatureAblation,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+    ShapleyValueSampling,
+)
+from transformers import MarianConfig, MarianMTModel
+
+from explain import export
+from explain.aggregate import merge_subwords, word_spans
+from explain.attribution import METHODS, attribute, forward_passes, list_methods
+from explain.perturbation import lime
+from explain.translate import translate
+from models.adapter import Decoding, LanternModel
+from tests.conftest import make_tiny_lstm
+
+
+def tiny_marian(src_vocab: int, tgt_vocab: int) -> MarianMTModel:
+    torch.manual_seed(0)
+    config = MarianConfig(
+        vocab_size=src_vocab, decoder_vocab_size=tgt_vocab, share_encoder_decoder_embeddings=False, d_model=16,
+        encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64, init_std=0.3, pad_token_id=0,
+        eos_token_id=2, bos_token_id=1, decoder_start_token_id=1, forced_eos_token_id=2,
+        attn_implementation="eager",
+    )  # fmt: skip
+    model = MarianMTModel(config).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@pytest.fixture(params=["lstm", "marian"])
+def lm(request, tokenizers) -> LanternModel:
+    src, tgt = tokenizers
+    if request.param == "lstm":
+        model = make_tiny_lstm(len(src), len(tgt), seed=1)
+        for p in model.parameters():
+            p.requires_grad_(False)
+    else:
+        model = tiny_marian(len(src), len(tgt))
+    return LanternModel(request.param, model, src, tgt)
+
+
+@pytest.fixture()
+def tr(lm):
+    return translate(lm, "我爱你。", Decoding(max_new_tokens=5))
+
+
+def reference_forward(lm: LanternModel, tr, step: int):
+    """Plain Captum forward: log p of the chosen token at one step, for a batch Captum expands."""
+    token = tr.tgt_ids[step]
+
+    def forward(src_ids: torch.Tensor, dec_ids: torch.Tensor) -> torch.Tensor:
+        logits = lm.model(input_ids=src_ids, attention_mask=torch.ones_like(src_ids), decoder_input_ids=dec_ids).logits
+        return logits.log_softmax(-1)[:, step, token]
+
+    return forward
+
+
+def ids(lm: LanternModel, tr) -> tuple[torch.Tensor, torch.Tensor]:
+    start = lm.model.config.decoder_start_token_id
+    return torch.tensor([tr.src_ids]), torch.tensor([[start, *tr.tgt_ids[:-1]]])
+
+
+def layers(lm: LanternModel) -> list[torch.nn.Module]:
+    return [lm.source_embedding(), lm.target_embedding()]
+
+
+def test_every_method_gives_the_documented_shapes(lm, tr):
+    for method in METHODS:
+        if method == "deeplift" and lm.name == "lstm":
+            with pytest.raises(ValueError, match="LSTM"):
+                attribute(lm, tr, method)
+            continue
+        a = attribute(lm, tr, method, n_steps=8, n_samples=8)
+        t, s = len(tr.tgt_tokens), len(tr.src_tokens)
+        assert a.scores.shape == (t, s) and a.step_logprobs.shape == (t,) and a.step_entropy.shape == (t,)
+        if a.prefix_scores is not None:
+            assert a.prefix_scores.shape == (t, t)
+            assert np.allclose(np.triu(a.prefix_scores, 1), 0.0)  # step t never reads later decoder inputs
+        np.testing.assert_allclose(a.step_logprobs, tr.logprobs, atol=1e-5)
+        assert np.isfinite(a.scores).all()
+
+
+def test_integrated_gradients_matches_a_plain_captum_loop(lm, tr):
+    ours = attribute(lm, tr, "integrated_gradients", n_steps=16)
+    src_ids, dec_ids = ids(lm, tr)
+    for step in range(len(tr.tgt_ids)):
+        lig = LayerIntegratedGradients(reference_forward(lm, tr, step), layers(lm))
+        a_src, a_dec = lig.attribute(
+            (src_ids, dec_ids), baselines=(torch.zeros_like(src_ids), torch.zeros_like(dec_ids)), n_steps=16
+        )
+        np.testing.assert_allclose(ours.scores[step], a_src[0].sum(-1).detach().numpy(), atol=1e-4)
+        np.testing.assert_allclose(ours.prefix_scores[step], a_dec[0].sum(-1).detach().numpy(), atol=1e-4)
+
+
+def test_input_x_gradient_and_saliency_match_captum(lm, tr):
+    ixg, sal = attribute(lm, tr, "input_x_gradient"), attribute(lm, tr, "saliency")
+    src_ids, dec_ids = ids(lm, tr)
+    for step in range(len(tr.tgt_ids)):
+        fwd = reference_forward(lm, tr, step)
+        a_src, a_dec = LayerGradientXActivation(fwd, layers(lm)).attribute((src_ids, dec_ids))
+        g_src, g_dec = LayerGradientXActivation(fwd, layers(lm), multiply_by_inputs=False).attribute((src_ids, dec_ids))
+        np.testing.assert_allclose(ixg.scores[step], a_src[0].sum(-1).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(ixg.prefix_scores[step], a_dec[0].sum(-1).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(sal.scores[step], g_src[0].norm(dim=-1).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(sal.prefix_scores[step], g_dec[0].norm(dim=-1).detach().numpy(), atol=1e-5)
+    assert (sal.scores >= 0).all() and (sal.prefix_scores >= 0).all()
+
+
+def test_occlusion_matches_captum_layer_feature_ablation(lm, tr):
+    ours = attribute(lm, tr, "occlusion")
+    src_ids, dec_ids = ids(lm, tr)
+    for step in range(len(tr.tgt_ids)):
+        fwd = reference_forward(lm, tr, step)
+        for layer, inputs, expected in (
+            (lm.source_embedding(), src_ids, ours.scores[step]),
+            (lm.target_embedding(), dec_ids, ours.prefix_scores[step]),
+        ):
+            mask = torch.arange(inputs.shape[1])[None, :, None]  # one feature per token
+            ref = LayerFeatureAblation(fwd, layer).attribute((src_ids, dec_ids), layer_baselines=0.0, layer_mask=mask)
+            np.testing.assert_allclose(expected, ref[0, :, 0].detach().numpy(), atol=1e-5)
+
+
+def test_shapley_sampling_matches_captum_with_the_same_orders(lm, tr):
+    ours = attribute(lm, tr, "shapley_value_sampling", n_samples=6, seed=3)
+    src_ids, dec_ids = ids(lm, tr)
+    src_e, dec_e = lm.source_embedding()(src_ids), lm.target_embedding()(dec_ids)
+    s, t = src_ids.shape[1], dec_ids.shape[1]
+    for step in range(len(tr.tgt_ids)):
+
+        def on_embeddings(a: torch.Tensor, b: torch.Tensor, step: int = step) -> torch.Tensor:
+            hooks = [lm.source_embedding().register_forward_hook(lambda m, i, o: a),
+                     lm.target_embedding().register_forward_hook(lambda m, i, o: b)]  # fmt: skip
+            try:
+                return reference_forward(lm, tr, step)(src_ids.expand(len(a), -1), dec_ids.expand(len(a), -1))
+            finally:
+                for h in hooks:
+                    h.remove()
+
+        masks = (torch.arange(s)[None, :, None], (s + torch.arange(t))[None, :, None])
+        torch.manual_seed(3)
+        ref = ShapleyValueSampling(on_embeddings).attribute(
+            (src_e, dec_e), baselines=(0.0, 0.0), feature_mask=masks, n_samples=6
+        )
+        np.testing.assert_allclose(ours.scores[step], ref[0][0, :, 0].detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(ours.prefix_scores[step], ref[1][0, :, 0].detach().numpy(), atol=1e-5)
+
+
+def test_integrated_gradients_is_complete(lm, tr):
+    a = attribute(lm, tr, "integrated_gradients", n_steps=64)
+    change = np.abs(a.scores.sum(1) + a.prefix_scores.sum(1))
+    assert np.all(np.abs(a.delta) <= 1e-3 * np.maximum(change, 1.0))
+
+
+def test_tokens_equal_to_the_baseline_get_zero(lm):
+    tr = translate(lm, "我爱你。", Decoding(max_new_tokens=4))
+    pad = lm.src_tokenizer.pad_token_id
+    padded = type(tr)(**{**tr.__dict__, "src_ids": (*tr.src_ids, pad), "src_tokens": (*tr.src_tokens, "<pad>")})
+    for method in ("input_x_gradient", "integrated_gradients", "occlusion", "shapley_value_sampling"):
+        a = attribute(lm, padded, method, n_steps=8, n_samples=6)
+        assert np.all(a.scores[:, -1] == 0.0), method
+
+
+def test_contrast_with_the_same_target_is_zero(lm, tr):
+    same = lm.decode(list(tr.tgt_ids))
+    alt = lm.tgt_tokenizer(same).input_ids  # a random model may emit a non-canonical split: compare by step
+    equal = [t for t in range(min(len(alt), len(tr.tgt_ids))) if alt[t] == tr.tgt_ids[t]]
+    assert equal
+    for method in ("integrated_gradients", "occlusion"):
+        a = attribute(lm, tr, method, target="contrast", contrast_target=same, n_steps=8)
+        assert np.abs(a.scores[equal]).max() == 0.0 and np.abs(a.prefix_scores[equal]).max() == 0.0
+    one = attribute(lm, tr, "input_x_gradient", target="contrast", contrast_token=(1, tr.tgt_tokens[1]))
+    assert one.steps == (1,) and np.abs(one.scores).max() == 0.0
+
+
+def test_contrast_token_explains_the_difference_of_log_probs(lm, tr):
+    alt = tr.alt_tokens[0][1]  # the runner-up at step 0
+    a = attribute(lm, tr, "occlusion", target="contrast", contrast_token=(0, alt))
+    assert a.steps == (0,) and "rather than" in a.contrast
+    assert np.abs(a.scores[1:]).max() == 0.0  # only the contrasted step is explained
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "gradcam"}, "unknown method"),
+        ({"target": "surprise"}, "unknown target"),
+        ({"target": "contrast"}, "alternative"),
+        ({"target": "contrast", "contrast_target": "   "}, "alternative"),
+        ({"target": "contrast", "contrast_token": (0, "")}, "not a token"),
+        ({"target": "contrast", "contrast_token": (99, "▁I")}, "outside the output"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"embedding_agg": "median"}, "aggregation"),
+    ],
+)
+def test_bad_arguments_give_a_clear_error(lm, tr, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        attribute(lm, tr, **{"method": "input_x_gradient", **kwargs})
+
+
+def test_concurrent_attributions_equal_serial_ones(lm, tr):
+    other = translate(lm, "他喜欢狗。", Decoding(max_new_tokens=5))
+    serial = [attribute(lm, x, "integrated_gradients", n_steps=8).scores for x in (tr, other)]
+    results: dict[int, np.ndarray] = {}
+
+    def run(i: int, x) -> None:
+        for _ in range(3):
+            results[i] = attribute(lm, x, "integrated_gradients", n_steps=8).scores
+
+    threads = [threading.Thread(target=run, args=(i, x)) for i, x in enumerate((tr, other))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for i in range(2):
+        np.testing.assert_array_equal(results[i], serial[i])
+
+
+def test_shared_model_is_unchanged_and_has_no_hooks_left(lm, tr):
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    for method in ("integrated_gradients", "occlusion", "lime"):
+        attribute(lm, tr, method, n_steps=4, n_samples=4)
+    assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
+    assert not any(m._forward_hooks for m in lm.model.modules())
+
+
+def test_lime_recovers_the_weights_of_a_linear_score():
+    weights = torch.tensor([[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, -0.5, 3.0]])  # [T=2, J=4]
+
+    class Linear:  # the interface of Objective that lime() uses
+        src_ids = torch.zeros(4, dtype=torch.long)
+        n_steps = 2
+        src_embeds, src_base = torch.ones(4, 1), torch.zeros(4, 1)
+        dec_embeds = torch.zeros(2, 1)
+
+        def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+            return 0.3 + src[:, :, 0] @ weights.T
+
+    coef = lime(Linear(), with_prefix=False, n_samples=200, generator=torch.Generator().manual_seed(0), ridge=0.0)
+    torch.testing.assert_close(coef, weights, atol=1e-4, rtol=0)
+
+
+def test_word_merge_keeps_totals_and_finds_words():
+    assert word_spans(["▁The", "▁Tian", "an", "men", "."]) == [(0, 1), (1, 4), (4, 5)]
+    assert word_spans(["ĠThe", "Ġcat", "s", "!"]) == [(0, 1), (1, 3), (3, 4)]
+    assert word_spans(["the", "play", "##ing", "cat"]) == [(0, 1), (1, 3), (3, 4)]
+    assert word_spans(["我", "爱", "北", "京"]) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert word_spans(["<s>", "▁I", "▁love", "</s>"]) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+def test_merged_attribution_preserves_sums(lm, tr):
+    a = attribute(lm, tr, "integrated_gradients", n_steps=8)
+    merged = merge_subwords(a, "sum")
+    assert merged.scores.sum() == pytest.approx(a.scores.sum(), abs=1e-5)
+    assert merged.prefix_scores.sum() == pytest.approx(a.prefix_scores.sum(), abs=1e-5)
+    assert merged.step_logprobs.sum() == pytest.approx(a.step_logprobs.sum(), abs=1e-5)
+    assert len(merged.tgt_tokens) == len(word_spans(a.tgt_tokens))
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_export_round_trip(lm, tr, fmt):
+    a = attribute(lm, tr, "integrated_gradients", n_steps=8)
+    back = export.from_json(export.to_json(a)) if fmt == "json" else export.from_csv(export.to_csv(a))
+    for field in ("model", "method", "target", "src_tokens", "tgt_tokens", "prefix_tokens", "steps", "params"):
+        assert getattr(back, field) == getattr(a, field), field
+    for field in ("scores", "prefix_scores", "step_logprobs", "step_entropy", "delta"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(a, field))
+
+
+def test_loading_something_else_says_so():
+    with pytest.raises(ValueError, match="not JSON"):
+        export.from_json("{oops")
+    with pytest.raises(ValueError, match="not a Lantern attribution"):
+        export.from_json('{"format": "other"}')
+    with pytest.raises(ValueError, match="not a Lantern attribution CSV"):
+        export.from_csv("a,b\n1,2\n")
+
+
+def test_method_list_and_cost_estimate():
+    ids_ = [m.id for m in list_methods()]
+    assert {"saliency", "input_x_gradient", "integrated_gradients", "deeplift", "gradient_shap", "occlusion",
+            "shapley_value_sampling", "lime", "attention"} == set(ids_)  # fmt: skip
+    assert all(m.description for m in list_methods())
+    assert forward_passes("integrated_gradients", 10, 8, n_steps=32) == 8 * 32 + 2
+    assert forward_passes("feature_ablation", 10, 8) == forward_passes("occlusion", 10, 8) == 19
