@@ -10,6 +10,7 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/translate.py", title="Translate", icon=":material/translate:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
+    st.Page("pages/attributions.py", title="Attributions", icon=":material/insights:"),
     st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
 ]
 

@@ -154,7 +154,7 @@ def _objective(lm: LanternModel, tr: Translation, target: str, contrast_token: t
     return obj, rows, note
 
 
-def _deeplift(obj: Objective, rows: list[int]) -> torch.Tensor:
+def _deeplift(obj: Objective, rows: list[int], progress: Callable[[float], None] | None = None) -> torch.Tensor:
     """Captum's LayerDeepLift on the source embeddings, one call per row -> [R, S, d].
 
     Source only: Captum's LayerDeepLift takes one layer, and the decoder inputs stay as they are.
@@ -193,6 +193,8 @@ def _deeplift(obj: Objective, rows: list[int]) -> torch.Tensor:
     for row in rows:
         step.row = row
         out.append(deeplift.attribute(src_ids, baselines=baseline)[0].detach())
+        if progress:
+            progress(len(out) / len(rows))
     return torch.stack(out)
 
 
@@ -210,12 +212,13 @@ def attribute(
     noise_std: float = 0.0,
     embedding_agg: str | None = None,
     seed: int = 0,
+    progress: Callable[[float], None] | None = None,
 ) -> Attribution:
     """Explain every generated token of ``translation`` (or the contrasted ones) under ``method``.
 
     ``with_prefix``: also attribute to the decoder inputs (start token and earlier output tokens).
     ``embedding_agg``: how a token's per-dimension scores are combined; default L2 for saliency,
-    sum otherwise (sums keep completeness).
+    sum otherwise (sums keep completeness). ``progress`` is called with the fraction done.
     """
     method = ALIASES.get(method, method)
     if method not in METHODS:
@@ -240,11 +243,11 @@ def attribute(
         elif METHODS[method].family == "gradient":
             if method == "deeplift":
                 with_prefix = False  # see _deeplift
-                a_src = _deeplift(obj, rows)
+                a_src = _deeplift(obj, rows, progress)
                 a_dec = torch.zeros(len(rows), t, a_src.shape[-1])
             else:
                 path, multiply = _gradient_setup(method, n_steps, n_samples, noise_std, generator)
-                a_src, a_dec = path_attributions(obj, rows, path, multiply, generator)
+                a_src, a_dec = path_attributions(obj, rows, path, multiply, generator, progress)
             if not with_prefix:
                 a_dec = torch.zeros_like(a_dec)
             if method == "saliency":
@@ -254,9 +257,9 @@ def attribute(
                 delta = _completeness_gap(obj, rows, a_src, a_dec, with_prefix)
         else:
             run: Callable[..., torch.Tensor] = {
-                "occlusion": lambda: occlusion(obj, with_prefix),
-                "shapley_value_sampling": lambda: shapley_sampling(obj, with_prefix, n_samples, generator),
-                "lime": lambda: lime(obj, with_prefix, n_samples, generator),
+                "occlusion": lambda: occlusion(obj, with_prefix, progress),
+                "shapley_value_sampling": lambda: shapley_sampling(obj, with_prefix, n_samples, generator, progress),
+                "lime": lambda: lime(obj, with_prefix, n_samples, generator, progress=progress),
             }[method]
             values = run()  # [T, S (+ T)]
             scores[rows] = values[rows, :s]

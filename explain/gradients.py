@@ -9,6 +9,7 @@ embedding modules (``LayerIntegratedGradients`` with Gauss-Legendre points, pad-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,7 +44,12 @@ def shap_path(n_samples: int, noise_std: float, generator: torch.Generator) -> P
 
 
 def path_attributions(
-    obj: Objective, rows: list[int], path: Path, multiply: str, generator: torch.Generator | None = None
+    obj: Objective,
+    rows: list[int],
+    path: Path,
+    multiply: str,
+    generator: torch.Generator | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension attributions of each row: ``Σ_k weights[k] · m_k · ∇ score_t`` at path point k.
 
@@ -74,6 +80,8 @@ def path_attributions(
         with torch.enable_grad():
             picked = obj(a, b)[torch.arange(len(a)), step[i : i + chunk]]
             g_src[i : i + chunk], g_dec[i : i + chunk] = torch.autograd.grad(picked.sum(), (a, b))
+        if progress:
+            progress(min(1.0, (i + chunk) / (r * k)))
     w = path.weights.to(g_src)[None, :, None, None]
     attr_src = (g_src.reshape(r, k, s, d) * m_src * w).sum(1)
     attr_dec = (g_dec.reshape(r, k, t, d) * m_dec * w).sum(1)

@@ -8,6 +8,8 @@ share the same perturbed forwards (Captum re-runs them per step).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from explain.objective import Objective
@@ -16,7 +18,9 @@ MAX_BATCH_TOKENS = 60_000
 
 
 @torch.no_grad()
-def evaluate_masks(obj: Objective, masks: torch.Tensor, with_prefix: bool) -> torch.Tensor:
+def evaluate_masks(
+    obj: Objective, masks: torch.Tensor, with_prefix: bool, progress: Callable[[float], None] | None = None
+) -> torch.Tensor:
     """masks [N, S (+ T)] of 0/1 -> step scores [N, T]."""
     s, t = len(obj.src_ids), obj.n_steps
     out = torch.empty(len(masks), t)
@@ -29,18 +33,26 @@ def evaluate_masks(obj: Objective, masks: torch.Tensor, with_prefix: bool) -> to
         else:
             dec = obj.dec_embeds.expand(len(m), -1, -1)
         out[i : i + chunk] = obj(src, dec)
+        if progress:
+            progress(min(1.0, (i + chunk) / len(masks)))
     return out
 
 
-def occlusion(obj: Objective, with_prefix: bool) -> torch.Tensor:
+def occlusion(obj: Objective, with_prefix: bool, progress: Callable[[float], None] | None = None) -> torch.Tensor:
     """Drop in each step's score when one feature is replaced by the baseline -> [T, J]."""
     n = len(obj.src_ids) + (obj.n_steps if with_prefix else 0)
     masks = torch.cat([torch.ones(1, n), 1 - torch.eye(n)])
-    scores = evaluate_masks(obj, masks, with_prefix)
+    scores = evaluate_masks(obj, masks, with_prefix, progress)
     return (scores[0] - scores[1:]).T
 
 
-def shapley_sampling(obj: Objective, with_prefix: bool, n_samples: int, generator: torch.Generator) -> torch.Tensor:
+def shapley_sampling(
+    obj: Objective,
+    with_prefix: bool,
+    n_samples: int,
+    generator: torch.Generator,
+    progress: Callable[[float], None] | None = None,
+) -> torch.Tensor:
     """Shapley values estimated from ``n_samples`` random feature orders (Castro et al. 2009) -> [T, J].
 
     For each order, features are switched from baseline to input one at a time; a feature's value
@@ -53,7 +65,7 @@ def shapley_sampling(obj: Objective, with_prefix: bool, n_samples: int, generato
     for p, order in enumerate(orders):
         for i in range(n):
             masks[p, i + 1 :, order[i]] = 1  # coalition i+1 onwards contains feature order[i]
-    scores = evaluate_masks(obj, masks.reshape(-1, n), with_prefix).reshape(n_samples, n + 1, -1)
+    scores = evaluate_masks(obj, masks.reshape(-1, n), with_prefix, progress).reshape(n_samples, n + 1, -1)
     gains = scores[:, 1:] - scores[:, :-1]  # [P, n, T]: gain of the i-th feature added
     values = torch.zeros(n, scores.shape[-1])
     for p, order in enumerate(orders):
@@ -62,7 +74,12 @@ def shapley_sampling(obj: Objective, with_prefix: bool, n_samples: int, generato
 
 
 def lime(
-    obj: Objective, with_prefix: bool, n_samples: int, generator: torch.Generator, ridge: float = 1e-3
+    obj: Objective,
+    with_prefix: bool,
+    n_samples: int,
+    generator: torch.Generator,
+    ridge: float = 1e-3,
+    progress: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
     """LIME (Ribeiro et al. 2016): a weighted linear fit of step scores on random keep/drop masks -> [T, J].
 
@@ -73,7 +90,7 @@ def lime(
     n = len(obj.src_ids) + (obj.n_steps if with_prefix else 0)
     masks = (torch.rand(n_samples, n, generator=generator) < 0.5).float()
     masks[0] = 1.0  # the unperturbed input anchors the fit
-    scores = evaluate_masks(obj, masks, with_prefix).double()
+    scores = evaluate_masks(obj, masks, with_prefix, progress).double()
     cos = masks.sum(1) / (masks.norm(dim=1) * n**0.5).clamp(min=1e-12)
     w = torch.exp(-((1 - cos) ** 2)).double()
     x = torch.cat([masks.double(), torch.ones(n_samples, 1, dtype=torch.float64)], 1)  # intercept last

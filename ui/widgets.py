@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import streamlit as st
 
+from explain.aggregate import AGGREGATIONS
+from explain.attribution import METHODS
 from explain.types import Translation
 from models.adapter import InputError
 from models.registry import ModelSpec, checkpoint_roots
@@ -93,10 +95,10 @@ def sidebar_inputs() -> Inputs:
     return Inputs(spec, state["src"], int(beams), int(state["max_new"]))
 
 
-def run_or_explain(fn: Callable[..., T], *args: object) -> T:
+def run_or_explain(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Call a cached computation; show bad input as a hint and failures as an error, never a traceback."""
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except InputError as err:
         st.info(f"Type a sentence in the sidebar: {err}.")
     except Exception as err:  # a page must never die with a traceback
@@ -127,3 +129,75 @@ def input_notes(translation: Translation) -> None:
             f"The text has {translation.n_src_tokens} tokens; this model reads the first "
             f"{len(translation.src_ids)}. The rest was cut."
         )
+
+
+TARGET_LABELS = {
+    "logprob": "log-probability of each token",
+    "prob": "probability of each token",
+    "contrast": "contrast with an alternative",
+}
+
+
+@dataclass(frozen=True)
+class AttributionControls:
+    method: str
+    target: str
+    contrast_step: int | None
+    contrast_token: str | None
+    contrast_text: str | None
+    with_prefix: bool
+    n_steps: int
+    n_samples: int
+    compare: str | None  # a second method shown side by side
+    word_agg: str | None  # None: tokens; else merge subwords into words with this aggregation
+    figure_format: str
+
+    def args(self, method: str | None = None) -> tuple:
+        """Arguments of ``ui.cache.run_attribution`` after the input arguments."""
+        return (method or self.method, self.target, self.contrast_step, self.contrast_token, self.contrast_text,
+                self.with_prefix, self.n_steps, self.n_samples)  # fmt: skip
+
+    @property
+    def figure_config(self) -> dict:
+        return {"toImageButtonOptions": {"format": self.figure_format, "filename": f"lantern-{self.method}"}}
+
+
+def attribution_controls(translation: Translation) -> AttributionControls:
+    """Method, target, granularity and settings of the Attributions page."""
+    ids = list(METHODS)
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Method", ids, index=ids.index("input_x_gradient"), key="attr.method",
+                          format_func=lambda m: METHODS[m].title)  # fmt: skip
+    c1.caption(METHODS[method].description)
+    target = c2.radio("What is explained", list(TARGET_LABELS), format_func=TARGET_LABELS.get, key="attr.target")
+    granularity = c3.radio("Granularity", ["tokens", "words"], horizontal=True, key="attr.granularity")
+    word_agg = c3.selectbox("Merge subwords by", AGGREGATIONS, key="attr.agg") if granularity == "words" else None
+    step = token = text = None
+    if target == "contrast":
+        mode = c2.radio("Alternative", ["one token", "a whole output"], horizontal=True, key="attr.contrast_mode")
+        if mode == "one token":
+            tokens = translation.tgt_tokens
+            step = c2.selectbox("At output token", range(len(tokens)), key="attr.contrast_step",
+                                format_func=lambda t: f"{t}: {tokens[t]}")  # fmt: skip
+            step = min(step, len(tokens) - 1)
+            options = [a for a in translation.alt_tokens[step] if a != tokens[step]]
+            token = c2.selectbox("Rather than", options, key="attr.contrast_token",
+                                 help="The model's runners-up at that step.")  # fmt: skip
+        else:
+            text = c2.text_input("Rather than this output", key="attr.contrast_text",
+                                 help="Compared token by token, each after the model's own prefix.")  # fmt: skip
+            if not text.strip():
+                st.info("Type the alternative output to contrast with.")
+                st.stop()
+    others = ["", *[m for m in ids if m != method]]
+    with st.expander("Settings"):
+        with_prefix = st.checkbox(
+            "Also attribute to the target prefix (earlier output tokens)", True, key="attr.prefix"
+        )
+        n_steps = st.slider("Integration steps (integrated gradients)", 4, 128, 32, key="attr.steps")
+        n_samples = st.slider("Samples (Gradient SHAP, Shapley, LIME)", 4, 200, 25, key="attr.samples")
+        compare = st.selectbox("Compare with", others, key="attr.compare",
+                               format_func=lambda m: METHODS[m].title if m else "(nothing)")  # fmt: skip
+        fmt = st.radio("Chart download format", ["png", "svg"], horizontal=True, key="attr.figfmt")
+    return AttributionControls(method, target, step, token, text, with_prefix, n_steps, n_samples,
+                               compare or None, word_agg, fmt)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Heatmaps of attention (plotly figures from numpy data)."""
+"""Heatmaps of attention and attribution (plotly figures from numpy data)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,39 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from explain.types import AttentionMaps
+from explain.types import AttentionMaps, Attribution
 from viz.tokens import prettify_tokens
+
+FONT = {"family": "Noto Sans, Noto Sans CJK SC, sans-serif"}
+DIVERGING = "RdBu_r"  # red: pushes toward the output token, blue: away from it
+
+
+def _labels(tokens: Sequence[str]) -> list[str]:
+    # Plotly renders tick and hover text as HTML: escape tokens so "<script>" stays text.
+    return [html.escape(t) for t in prettify_tokens(tokens)]
+
+
+def _axis(labels: list[str], title: str, top: bool = False) -> dict:
+    """Numeric axis with token tick text, so repeated tokens keep their own columns."""
+    axis = {"tickmode": "array", "tickvals": list(range(len(labels))), "ticktext": labels, "title": title}
+    if top:
+        axis.update(side="top", tickangle=0 if max(map(len, labels), default=0) <= 3 else -45)
+    return axis
+
+
+def _trace(weights: np.ndarray, x: list[str], y: list[str], value_name: str, **style: object) -> go.Heatmap:
+    hover = [[f"{y[i]} ← {x[j]}<br>{value_name} {weights[i, j]:.3f}" for j in range(len(x))] for i in range(len(y))]
+    return go.Heatmap(
+        z=weights, x=list(range(len(x))), y=list(range(len(y))), text=hover, hoverinfo="text",
+        hovertemplate=None, **style,
+    )  # fmt: skip
+
+
+def _height(n_rows: int, n_cols: int) -> int:
+    side = max(18, min(40, 700 // max(n_cols, 1)))
+    return min(1200, 170 + side * n_rows)
 
 
 def token_heatmap(
@@ -24,54 +54,17 @@ def token_heatmap(
     colorscale: str = "Blues",
     value_name: str = "weight",
 ) -> go.Figure:
-    """weights [y, x] as a heatmap with token tick labels and hover text.
-
-    Numeric axes with tick text, so repeated tokens keep their own columns; the first target token
-    is at the top, as in reading order.
-    """
+    """weights [y, x] as a heatmap with token tick labels and hover text; first row at the top."""
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (len(y_tokens), len(x_tokens)):
         raise ValueError(f"weights are {weights.shape} but there are {len(y_tokens)} × {len(x_tokens)} tokens")
-    xs, ys = prettify_tokens(x_tokens), prettify_tokens(y_tokens)
-    # Plotly renders hover text as HTML: escape tokens so "<script>" stays text.
-    hx, hy = [html.escape(t) for t in xs], [html.escape(t) for t in ys]
-    hover = [[f"{hy[i]} ← {hx[j]}<br>{value_name} {weights[i, j]:.3f}" for j in range(len(xs))] for i in range(len(ys))]
-    fig = go.Figure(
-        go.Heatmap(
-            z=weights,
-            x=list(range(len(xs))),
-            y=list(range(len(ys))),
-            zmin=zmin,
-            zmax=zmax,
-            colorscale=colorscale,
-            text=hover,
-            hoverinfo="text",
-            hovertemplate=None,
-            colorbar={"title": {"text": value_name}},
-        )
-    )
-    side = max(18, min(40, 700 // max(len(xs), 1)))
+    x, y = _labels(x_tokens), _labels(y_tokens)
+    style = {"zmin": zmin, "zmax": zmax, "colorscale": colorscale, "colorbar": {"title": {"text": value_name}}}
+    fig = go.Figure(_trace(weights, x, y, value_name, **style))
     fig.update_layout(
-        title=title or None,
-        xaxis={
-            "tickmode": "array",
-            "tickvals": list(range(len(xs))),
-            "ticktext": hx,
-            "title": x_title,
-            "side": "top",
-            "tickangle": 0 if max(map(len, xs), default=0) <= 3 else -45,
-        },
-        yaxis={
-            "tickmode": "array",
-            "tickvals": list(range(len(ys))),
-            "ticktext": hy,
-            "title": y_title,
-            "autorange": "reversed",
-        },
-        height=min(1200, 160 + side * len(ys)),
-        margin={"l": 10, "r": 10, "t": 90, "b": 10},
-        font={"family": "Noto Sans, Noto Sans CJK SC, sans-serif"},
-    )
+        title=title or None, xaxis=_axis(x, x_title, top=True), yaxis={**_axis(y, y_title), "autorange": "reversed"},
+        height=_height(len(y), len(x)), margin={"l": 10, "r": 10, "t": 90, "b": 10}, font=FONT,
+    )  # fmt: skip
     return fig
 
 
@@ -87,3 +80,31 @@ def attention_heatmap(maps: AttentionMaps, layer: int = 0, head: int | str = 0, 
     else:
         weights = layer_weights[int(head)]
     return token_heatmap(weights, maps.src_tokens, maps.tgt_tokens, title=title)
+
+
+def attribution_heatmap(attr: Attribution, signed: bool = True, title: str = "") -> go.Figure:
+    """Output tokens × source tokens, and × target prefix beside it, on one colour scale.
+
+    Signed methods use a diverging scale centred at 0; unsigned ones a sequential scale from 0.
+    """
+    y = _labels(attr.tgt_tokens)
+    panels = [(attr.scores, _labels(attr.src_tokens), "source")]
+    if attr.prefix_scores is not None:
+        panels.append((attr.prefix_scores, _labels(attr.prefix_tokens), "target prefix"))
+    peak = max(float(np.abs(p[0]).max()) for p in panels) or 1.0
+    style = (
+        {"zmin": -peak, "zmax": peak, "zmid": 0.0, "colorscale": DIVERGING}
+        if signed
+        else {"zmin": 0.0, "zmax": peak, "colorscale": "Blues"}
+    )
+    widths = [len(p[1]) for p in panels]
+    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, column_widths=widths, horizontal_spacing=0.03)
+    for i, (weights, x, name) in enumerate(panels, start=1):
+        fig.add_trace(_trace(np.asarray(weights, float), x, y, "score", showscale=i == 1, **style), 1, i)
+        fig.update_xaxes(**_axis(x, name, top=True), row=1, col=i)
+    fig.update_yaxes(**_axis(y, "output"), autorange="reversed", row=1, col=1)
+    fig.update_layout(
+        title=title or None, height=_height(len(y), sum(widths)), margin={"l": 10, "r": 10, "t": 90, "b": 10},
+        font=FONT,
+    )  # fmt: skip
+    return fig

@@ -97,3 +97,47 @@ def test_translate_page_shows_how_often_each_source_token_was_seen(app_env):
     assert list(table["source token"]) == ["我", "爱", "<unk>", "。"]
     assert list(table["times seen in training"]) == [counts["我"], counts["爱"], 0, counts["。"]]
     assert table["note"][2] == "never seen"
+
+
+def test_attributions_page_shows_the_heatmap_of_the_engine(app_env):
+    from explain.attribution import attribute
+
+    at = open_page("pages/attributions.py", src="我爱你。")
+    assert not at.exception, at.exception
+    lm = load_model("tiny-zh-en")
+    tr = translate(lm, "我爱你。", Decoding(max_new_tokens=64))
+    expected = attribute(lm, tr, "input_x_gradient")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # heatmap, bars of one output token, confidence per step
+    np.testing.assert_allclose(trace_array(charts[0].proto.spec, "z", 0), expected.scores, atol=1e-6)
+    np.testing.assert_allclose(trace_array(charts[0].proto.spec, "z", 1), expected.prefix_scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "attention", "lime"])
+def test_attributions_page_runs_every_kind_of_method(app_env, method):
+    at = open_page("pages/attributions.py", src="我爱你。", **{"attr.method": method})
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_attributions_page_compares_two_methods_and_contrasts(app_env):
+    at = open_page(
+        "pages/attributions.py", src="我爱你。", **{"attr.compare": "attention", "attr.granularity": "words"}
+    )
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 6  # + two side-by-side heatmaps and the agreement bars
+    at = open_page(
+        "pages/attributions.py", src="我爱你。", **{"attr.target": "contrast", "attr.contrast_mode": "a whole output"}
+    )
+    assert not at.exception
+    assert any("alternative output" in i.value for i in at.info)
+
+
+def test_expensive_attribution_waits_for_the_button(app_env):
+    at = open_page(
+        "pages/attributions.py", src="我爱你。" * 8, **{"attr.method": "shapley_value_sampling", "attr.samples": 200}
+    )
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 0 and at.button(key="attr.run")
+    at.button(key="attr.run").click().run()
+    assert len(at.get("plotly_chart")) == 3

@@ -1,0 +1,111 @@
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explain import export
+from explain.aggregate import merge_subwords
+from explain.attribution import METHODS, forward_passes
+from explain.compare import rank_agreement
+from ui import cache
+from ui.widgets import attribution_controls, input_notes, md_escape, run_or_explain, sidebar_inputs
+from viz.bars import agreement_bars, step_confidence, token_bars
+from viz.heatmaps import attribution_heatmap
+from viz.tokens import prettify_tokens
+
+MAX_TOKEN_PASSES = 2_000_000  # refuse above this: minutes of CPU per request on a small server
+CONFIRM_ABOVE = 150_000  # ask before running more than this
+
+st.title("Attributions")
+inputs = sidebar_inputs()
+tr = run_or_explain(cache.run_translation, *inputs.args())
+input_notes(tr)
+st.markdown(f"**Output:** {md_escape(tr.text)}")
+st.caption(
+    "How much each input token contributed to each output token, measured by changing the input (gradients "
+    "or perturbations) rather than by reading attention. Red pushed the model toward its output token, blue away."
+)
+c = attribution_controls(tr)
+
+runs = [c.method] + ([c.compare] if c.compare else [])
+n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
+sequences = sum(forward_passes(m, n_src, n_tgt, c.n_steps, c.n_samples) for m in runs)
+token_passes = sequences * (n_src + n_tgt)
+rate = st.session_state.get("attr.rate")
+eta = f", about {token_passes / rate:.1f} s at the last run's speed" if rate else ""
+st.caption(f"Cost: {sequences:,} forward passes of {n_src + n_tgt} tokens ({token_passes:,} token passes{eta}).")
+if token_passes > MAX_TOKEN_PASSES:
+    st.warning(
+        f"That is more than this server runs per request ({MAX_TOKEN_PASSES:,} token passes). Lower the steps or "
+        "samples, or explain a shorter sentence."
+    )
+    st.stop()
+run_key = (inputs.args(), c.args())
+if token_passes > CONFIRM_ABOVE and st.session_state.get("attr.approved") != run_key:
+    if not st.button("Run this attribution", key="attr.run", type="primary"):
+        st.info("This run is expensive, so it waits for you: press the button.")
+        st.stop()
+    st.session_state["attr.approved"] = run_key
+
+bar = st.progress(0.0, text="Attributing…")
+started = pd.Timestamp.now()
+results = []
+for i, method in enumerate(runs):
+
+    def show(fraction: float, i: int = i) -> None:
+        bar.progress(min(1.0, (i + fraction) / len(runs)), text=f"Attributing with {METHODS[runs[i]].title}…")
+
+    results.append(run_or_explain(cache.run_attribution, *inputs.args(), *c.args(method), _progress=show))
+bar.empty()
+seconds = (pd.Timestamp.now() - started).total_seconds()
+if seconds > 0.2:
+    st.session_state["attr.rate"] = token_passes / seconds
+
+raw = results[0]
+attr = merge_subwords(raw, c.word_agg) if c.word_agg else raw
+signed = METHODS[c.method].signed
+fig = attribution_heatmap(attr, signed=signed)
+st.plotly_chart(fig, key="attr.heatmap", config=c.figure_config)
+if raw.delta is not None:
+    change = raw.scores.sum(1) + (raw.prefix_scores.sum(1) if raw.prefix_scores is not None else 0) - raw.delta
+    worst = int(np.argmax(np.abs(raw.delta)))
+    miss, scale = float(raw.delta[worst]), max(abs(float(change[worst])), 1e-6)
+    if abs(miss) > max(0.05 * scale, 0.01):
+        st.warning(
+            f"The scores of output token “{prettify_tokens([raw.tgt_tokens[worst]])[0]}” should add up to how much its "
+            f"score changed from the padding baseline to your sentence ({float(change[worst]):.3f}), but miss by "
+            f"{miss:.3f}. Raise the number of integration steps before trusting small differences."
+        )
+    else:
+        st.caption(
+            f"Completeness check: scores add up to the change of each score within {np.abs(raw.delta).max():.4f}."
+        )
+
+row = st.selectbox("Explain output token", range(len(attr.tgt_tokens)), key="attr.row",
+                   format_func=lambda t: f"{t}: {prettify_tokens([attr.tgt_tokens[t]])[0]}")  # fmt: skip
+st.plotly_chart(token_bars(attr, min(row, len(attr.tgt_tokens) - 1)), key="attr.bars", config=c.figure_config)
+st.subheader("How sure the model was at each step")
+st.plotly_chart(step_confidence(raw.tgt_tokens, raw.step_logprobs, raw.step_entropy), key="attr.confidence")
+
+if c.compare:
+    other = merge_subwords(results[1], c.word_agg) if c.word_agg else results[1]
+    st.subheader(f"{METHODS[c.method].title} and {METHODS[c.compare].title} side by side")
+    left, right = st.columns(2)
+    left.plotly_chart(attribution_heatmap(attr, signed=signed), key="attr.left", config=c.figure_config)
+    right.plotly_chart(attribution_heatmap(other, signed=METHODS[c.compare].signed), key="attr.right",
+                       config=c.figure_config)  # fmt: skip
+    rho = rank_agreement(attr, other)
+    st.plotly_chart(agreement_bars(attr.tgt_tokens, rho, (METHODS[c.method].title, METHODS[c.compare].title)),
+                    key="attr.agreement")  # fmt: skip
+    st.caption(
+        f"Mean ρ {np.nanmean(rho):.2f}. Spearman's rank correlation of the absolute source scores of each output "
+        "token: 1 means both rank the source tokens the same way, 0 unrelated, −1 opposite."
+    )
+
+st.subheader("Export")
+name = f"lantern-{raw.model}-{raw.method}"
+e1, e2, e3 = st.columns(3)
+e1.download_button("Scores as CSV", export.to_csv(attr), f"{name}.csv", "text/csv", key="attr.csv")
+e2.download_button("Scores as JSON", export.to_json(attr), f"{name}.json", "application/json", key="attr.json")
+e3.download_button("Figure as HTML", fig.to_html(include_plotlyjs=True, full_html=True), f"{name}.html", "text/html",
+                   key="attr.html")  # fmt: skip
+st.caption("PNG or SVG: the camera button above each chart saves it in the format chosen under Settings.")
