@@ -4,7 +4,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser app test test-all lint fmt bench train-lstm-zh-en clean
+.PHONY: install browser app test test-all lint fmt bench bench-attribution train-lstm-zh-en clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,15 @@ fmt: install
 
 bench: install  ## tokenizer comparison table
 	$(BIN)/python -m bench.tokenizers
+
+# Inseq lives in its own venv: it pins typeguard<=2.13.3 and is never needed by the app or the tests.
+venv-bench/.installed: requirements.txt bench/requirements-inseq.txt
+	test -x venv-bench/bin/python || $(PY) -m venv venv-bench
+	venv-bench/bin/pip install --disable-pip-version-check -q -r bench/requirements-inseq.txt
+	touch $@
+
+bench-attribution: venv-bench/.installed  ## Lantern vs Inseq vs a plain Captum loop
+	venv-bench/bin/python -m bench.attribution --model lstm-zh-en
 
 train-lstm-zh-en: install  ## retrain the shipped zh->en LSTM (about 35-55 min on 2 CPU cores)
 	$(BIN)/python -m models.train configs/lstm_zh_en.toml

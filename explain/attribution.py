@@ -38,58 +38,76 @@ METHODS: dict[str, MethodInfo] = {
     m.id: m
     for m in [
         MethodInfo(
-            "saliency", "Saliency",
+            "saliency",
+            "Saliency",
             "Size (L2 norm) of the gradient at each input token: how sensitive the score is to it.",
-            "gradient", signed=False,
+            "gradient",
+            signed=False,
         ),
         MethodInfo(
-            "input_x_gradient", "Input × gradient",
+            "input_x_gradient",
+            "Input × gradient",
             "Embedding times gradient, summed: each token's first-order share of the score.",
-            "gradient", signed=True,
+            "gradient",
+            signed=True,
         ),
         MethodInfo(
-            "integrated_gradients", "Integrated gradients",
+            "integrated_gradients",
+            "Integrated gradients",
             "Gradients averaged on the path from padding to the input, times the difference; they add up "
             "to the score's change (the delta says how closely).",
-            "gradient", signed=True, has_delta=True,
+            "gradient",
+            signed=True,
+            has_delta=True,
         ),
         MethodInfo(
-            "deeplift", "DeepLIFT",
+            "deeplift",
+            "DeepLIFT",
             "Differences from the padding baseline propagated back with DeepLIFT's rescale rule, to the "
             "source (Transformers only: an LSTM's gates are not separate modules).",
-            "gradient", signed=True, has_delta=True,
+            "gradient",
+            signed=True,
+            has_delta=True,
         ),
         MethodInfo(
-            "gradient_shap", "Gradient SHAP",
+            "gradient_shap",
+            "Gradient SHAP",
             "Input × gradient at random points between padding and a noisy input, averaged: an estimate "
             "of SHAP values.",
-            "gradient", signed=True,
+            "gradient",
+            signed=True,
         ),
         MethodInfo(
-            "occlusion", "Occlusion",
-            "Replace one input token at a time by padding and measure how much the score drops "
-            "(feature ablation).",
-            "perturbation", signed=True,
+            "occlusion",
+            "Occlusion",
+            "Replace one input token at a time by padding and measure how much the score drops (feature ablation).",
+            "perturbation",
+            signed=True,
         ),
         MethodInfo(
-            "shapley_value_sampling", "Shapley value sampling",
+            "shapley_value_sampling",
+            "Shapley value sampling",
             "Add tokens in random orders and average how much each one changes the score.",
-            "perturbation", signed=True,
+            "perturbation",
+            signed=True,
         ),
         MethodInfo(
-            "lime", "LIME",
-            "Fit a weighted linear model of the score on random subsets of the tokens; its weights are "
-            "the scores.",
-            "perturbation", signed=True,
+            "lime",
+            "LIME",
+            "Fit a weighted linear model of the score on random subsets of the tokens; its weights are the scores.",
+            "perturbation",
+            signed=True,
         ),
         MethodInfo(
-            "attention", "Attention",
+            "attention",
+            "Attention",
             "Cross-attention averaged over layers and heads: where the decoder looked, a baseline rather "
             "than an explanation.",
-            "attention", signed=False,
+            "attention",
+            signed=False,
         ),
     ]
-}  # fmt: skip
+}
 ALIASES = {"feature_ablation": "occlusion"}
 EMBEDDING_AGGREGATIONS = ("sum", "l2", "mean", "max")
 
@@ -103,10 +121,16 @@ def forward_passes(method: str, n_src: int, n_tgt: int, n_steps: int = 32, n_sam
     method = ALIASES.get(method, method)
     features = n_src + n_tgt
     return {
-        "saliency": n_tgt, "input_x_gradient": n_tgt, "integrated_gradients": n_tgt * n_steps + 2,
-        "deeplift": 2 * n_tgt, "gradient_shap": n_tgt * n_samples, "occlusion": features + 1,
-        "shapley_value_sampling": n_samples * (features + 1), "lime": n_samples, "attention": 1,
-    }.get(method, 0)  # fmt: skip
+        "saliency": n_tgt,
+        "input_x_gradient": n_tgt,
+        "integrated_gradients": n_tgt * n_steps + 2,
+        "deeplift": 2 * n_tgt,
+        "gradient_shap": n_tgt * n_samples,
+        "occlusion": features + 1,
+        "shapley_value_sampling": n_samples * (features + 1),
+        "lime": n_samples,
+        "attention": 1,
+    }.get(method, 0)
 
 
 def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:
@@ -122,8 +146,14 @@ def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"unknown embedding aggregation {how!r}; choose one of {', '.join(EMBEDDING_AGGREGATIONS)}")
 
 
-def _objective(lm: LanternModel, tr: Translation, target: str, contrast_token: tuple[int, str] | None,
-               contrast_target: str | None) -> tuple[Objective, list[int], str]:  # fmt: skip
+def _objective(
+    lm: LanternModel,
+    tr: Translation,
+    target: str,
+    contrast_token: tuple[int, str] | None,
+    contrast_target: str | None,
+    baseline: str,
+) -> tuple[Objective, list[int], str]:
     """The scores to explain, the rows that carry them, and a description of the contrast."""
     dev = lm.device
     tgt_ids = torch.tensor(tr.tgt_ids, device=dev)
@@ -150,7 +180,7 @@ def _objective(lm: LanternModel, tr: Translation, target: str, contrast_token: t
             rows, note = list(range(n)), f"rather than {contrast_target.strip()!r}"
         else:
             raise ValueError("a contrast needs an alternative token (step, token) or a non-empty alternative target")
-    obj = Objective(lm, src_ids, dec_ids, tgt_ids, target, alt_ids)
+    obj = Objective(lm, src_ids, dec_ids, tgt_ids, target, alt_ids, baseline)
     return obj, rows, note
 
 
@@ -212,13 +242,15 @@ def attribute(
     noise_std: float = 0.0,
     embedding_agg: str | None = None,
     seed: int = 0,
+    baseline: str = "pad",
     progress: Callable[[float], None] | None = None,
 ) -> Attribution:
     """Explain every generated token of ``translation`` (or the contrasted ones) under ``method``.
 
     ``with_prefix``: also attribute to the decoder inputs (start token and earlier output tokens).
     ``embedding_agg``: how a token's per-dimension scores are combined; default L2 for saliency,
-    sum otherwise (sums keep completeness). ``progress`` is called with the fraction done.
+    sum otherwise (sums keep completeness). ``baseline``: "pad" or "unk" (see ``Objective``).
+    ``progress`` is called with the fraction done.
     """
     method = ALIASES.get(method, method)
     if method not in METHODS:
@@ -232,7 +264,7 @@ def attribute(
     agg = embedding_agg or ("l2" if method == "saliency" else "sum")
     generator = torch.Generator().manual_seed(seed)
     with lm.lock:
-        obj, rows, note = _objective(lm, translation, target, contrast_token, contrast_target)
+        obj, rows, note = _objective(lm, translation, target, contrast_token, contrast_target, baseline)
         logprobs, entropy = obj.step_distribution()
         s, t = len(obj.src_ids), obj.n_steps
         scores, prefix, delta = torch.zeros(t, s), torch.zeros(t, t), None
@@ -269,22 +301,36 @@ def attribute(
             prefix = torch.tril(prefix)  # step t reads decoder inputs 0..t only
             if not with_prefix and method != "attention":
                 prefix = None
-    params = (("n_steps", n_steps), ("n_samples", n_samples), ("noise_std", noise_std), ("embedding_agg", agg),
-              ("with_prefix", with_prefix), ("seed", seed))  # fmt: skip
+    params = (
+        ("n_steps", n_steps),
+        ("n_samples", n_samples),
+        ("noise_std", noise_std),
+        ("embedding_agg", agg),
+        ("with_prefix", with_prefix),
+        ("seed", seed),
+        ("baseline", baseline),
+    )
     return Attribution(
-        model=lm.name, method=method, target=target,
-        src_tokens=translation.src_tokens, tgt_tokens=translation.tgt_tokens,
+        model=lm.name,
+        method=method,
+        target=target,
+        src_tokens=translation.src_tokens,
+        tgt_tokens=translation.tgt_tokens,
         prefix_tokens=(lm.tgt_tokenizer.convert_ids_to_tokens([int(obj.dec_ids[0])])[0], *translation.tgt_tokens[:-1]),
         scores=scores.numpy().astype(np.float32),
         prefix_scores=None if prefix is None else prefix.numpy().astype(np.float32),
-        step_logprobs=logprobs.numpy().astype(np.float32), step_entropy=entropy.numpy().astype(np.float32),
+        step_logprobs=logprobs.numpy().astype(np.float32),
+        step_entropy=entropy.numpy().astype(np.float32),
         delta=None if delta is None else delta.numpy().astype(np.float32),
-        steps=tuple(rows) if len(rows) < t else (), contrast=note, params=params,
-    )  # fmt: skip
+        steps=tuple(rows) if len(rows) < t else (),
+        contrast=note,
+        params=params,
+    )
 
 
-def _gradient_setup(method: str, n_steps: int, n_samples: int, noise_std: float,
-                    generator: torch.Generator) -> tuple[Path, str]:  # fmt: skip
+def _gradient_setup(
+    method: str, n_steps: int, n_samples: int, noise_std: float, generator: torch.Generator
+) -> tuple[Path, str]:
     if method == "integrated_gradients":
         return ig_path(n_steps), "delta"
     if method == "gradient_shap":
@@ -293,8 +339,9 @@ def _gradient_setup(method: str, n_steps: int, n_samples: int, noise_std: float,
 
 
 @torch.no_grad()
-def _completeness_gap(obj: Objective, rows: list[int], a_src: torch.Tensor, a_dec: torch.Tensor,
-                      with_prefix: bool) -> torch.Tensor:  # fmt: skip
+def _completeness_gap(
+    obj: Objective, rows: list[int], a_src: torch.Tensor, a_dec: torch.Tensor, with_prefix: bool
+) -> torch.Tensor:
     """Σ attributions − (score(input) − score(baseline)) per step; 0 for rows not explained."""
     base_dec = obj.dec_base if with_prefix else obj.dec_embeds
     ends = obj(torch.stack([obj.src_embeds, obj.src_base]), torch.stack([obj.dec_embeds, base_dec]))

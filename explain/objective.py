@@ -23,6 +23,7 @@ from torch import nn
 from models.adapter import LanternModel
 
 TARGETS = ("logprob", "prob", "contrast")
+BASELINES = ("pad", "unk")  # the token whose embedding stands for "no information"
 
 
 @contextmanager
@@ -55,10 +56,14 @@ class Objective:
     tgt_ids: torch.Tensor  # [T] generated tokens
     target: str = "logprob"
     alt_ids: torch.Tensor | None = None  # [T] alternative token per step (-1 where not contrasted)
+    baseline: str = "pad"  # pad: padding embeddings everywhere (Captum's usual choice, zeros here);
+    # unk: <unk> embeddings, the decoder start token kept (Inseq's convention)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
         if self.target == "contrast" and self.alt_ids is None:
             raise ValueError("target 'contrast' needs an alternative token or an alternative target")
         self.src_module = self.lm.source_embedding()
@@ -66,9 +71,17 @@ class Objective:
         with torch.no_grad():
             self.src_embeds = self.src_module(self.src_ids[None])[0]  # [S, d]
             self.dec_embeds = self.dec_module(self.dec_ids[None])[0]  # [T, d]
-            pad = self.lm.src_tokenizer.pad_token_id
-            self.src_base = self.src_module(torch.full_like(self.src_ids, pad)[None])[0]
-            self.dec_base = self.dec_module(torch.full_like(self.dec_ids, pad)[None])[0]
+            src_tok, tgt_tok = self.lm.src_tokenizer, self.lm.tgt_tokenizer
+            src_fill, dec_fill = (
+                (src_tok.pad_token_id, tgt_tok.pad_token_id)
+                if self.baseline == "pad"
+                else (src_tok.unk_token_id, tgt_tok.unk_token_id)
+            )
+            dec_base_ids = torch.full_like(self.dec_ids, dec_fill)
+            if self.baseline == "unk":
+                dec_base_ids[0] = self.dec_ids[0]
+            self.src_base = self.src_module(torch.full_like(self.src_ids, src_fill)[None])[0]
+            self.dec_base = self.dec_module(dec_base_ids[None])[0]
 
     @property
     def n_steps(self) -> int:

@@ -6,20 +6,39 @@ import numpy as np
 import torch
 
 from explain.types import Translation
-from models.adapter import Decoding, LanternModel
+from models.adapter import Decoding, InputError, LanternModel, SourceEncoding
+from models.data import clean_text
 
 
 def translate(lm: LanternModel, text: str, decoding: Decoding | None = None, top_k: int = 5) -> Translation:
-    """Generate an output for ``text``, then score it with one teacher-forced pass.
-
-    Probabilities come from that pass, so greedy and beam outputs are described the same way:
-    p(token_t | source, tokens before t) under the model.
-    """
+    """Generate an output for ``text``, then describe every step of it (see ``_describe``)."""
     decoding = decoding or Decoding()
     src = lm.encode_source(text)
     tgt_ids = lm.generate_ids(src.ids, decoding)
     if not tgt_ids:
         raise ValueError("the model generated nothing")
+    return _describe(lm, src, tgt_ids, "greedy" if decoding.num_beams == 1 else f"beam {decoding.num_beams}", top_k)
+
+
+def force_translation(lm: LanternModel, text: str, output: str, top_k: int = 5) -> Translation:
+    """Score a given output for ``text`` token by token (forced decoding), as if the model had produced it."""
+    src = lm.encode_source(text)
+    cleaned = clean_text(output)
+    if not cleaned:
+        raise InputError("the output to score is empty")
+    tgt_ids = lm.tgt_tokenizer(cleaned).input_ids
+    eos = lm.tgt_tokenizer.eos_token_id
+    if not tgt_ids or tgt_ids[-1] != eos:  # score the end of the sentence too
+        tgt_ids = [*tgt_ids, eos]
+    return _describe(lm, src, tgt_ids, "forced", top_k)
+
+
+def _describe(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], decoding: str, top_k: int) -> Translation:
+    """One teacher-forced pass over (source, output): each step's probability, entropy and runners-up.
+
+    Probabilities come from that pass, so greedy, beam and forced outputs are described the same
+    way: p(token_t | source, tokens before t) under the model.
+    """
     with torch.no_grad():
         logits = lm.score(src.ids, tgt_ids).logits[0].float()  # [tgt, vocab]
     logp = logits.log_softmax(-1)
@@ -40,7 +59,7 @@ def translate(lm: LanternModel, text: str, decoding: Decoding | None = None, top
         entropy=entropy.cpu().numpy().astype(np.float32),
         alt_tokens=alt_tokens,
         alt_probs=top.values.exp().cpu().numpy().astype(np.float32),
-        decoding="greedy" if decoding.num_beams == 1 else f"beam {decoding.num_beams}",
+        decoding=decoding,
         unknown=src.unknown,
         n_src_tokens=src.n_tokens,
     )

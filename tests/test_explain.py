@@ -79,3 +79,13 @@ def test_shared_model_is_not_mutated(lm):
     extract_attention(lm, tr)
     assert not lm.model.training
     assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
+
+
+def test_forced_decoding_scores_any_output(lm):
+    from explain.translate import force_translation
+
+    forced = force_translation(lm, "我爱你。", "I like cats.")
+    assert forced.tgt_tokens[-1] == "</s>" and forced.text == "I like cats."
+    assert np.all(forced.logprobs <= 0)
+    with pytest.raises(InputError, match="empty"):
+        force_translation(lm, "我爱你。", "  ")

@@ -40,3 +40,14 @@ def test_lstm_translates_the_seed_sentence_and_love_attends_to_ai(num_beams):
     maps = extract_attention(lm, tr)
     row = next(t for t, tok in enumerate(tr.tgt_tokens) if prettify_token(tok).lower() == "love")
     assert tr.src_tokens[int(np.argmax(maps.cross[0, 0, row]))] == "爱"
+
+
+@pytest.mark.parametrize("num_beams", [1, 5])
+def test_forced_decoding_of_the_models_own_output_reproduces_its_scores(num_beams):
+    from explain.translate import force_translation
+
+    lm = load_model("lstm-zh-en")
+    tr = translate(lm, "我爱北京天安门", Decoding(num_beams=num_beams))
+    forced = force_translation(lm, "我爱北京天安门", tr.text)
+    assert forced.tgt_ids == tr.tgt_ids
+    np.testing.assert_allclose(forced.logprobs, tr.logprobs, atol=1e-6)

@@ -1,0 +1,258 @@
+"""Attribution speed: Lantern vs Inseq vs a plain Captum loop, in one process, on the same work.
+
+    make bench-attribution                       # builds venv-bench/ (Inseq) on first use
+    venv-bench/bin/python -m bench.attribution --model lstm-zh-en --sentences 8
+
+Same model, sentences (test-split sources of 15-20 tokens), fixed outputs (the model's greedy
+translations), method and steps. All three explain the probability of each output token with
+<unk> baselines (Inseq's conventions, so the numbers can be compared; Inseq's occlusion reports
+absolute values, so those are compared in absolute value). Prints one table: seconds per sentence,
+speed-ups, the largest difference from Inseq, and Lantern's FLOPs against the machine's measured
+fp32 matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from captum.attr import LayerFeatureAblation, LayerGradientXActivation, LayerIntegratedGradients
+from torch.utils.flop_counter import FlopCounterMode
+
+from explain.attribution import attribute
+from explain.translate import translate
+from explain.types import Translation
+from models.adapter import Decoding, LanternModel
+from models.data import load_splits
+from models.registry import get_spec, load_model
+
+INSEQ_METHODS = {
+    "integrated_gradients": "integrated_gradients",
+    "input_x_gradient": "input_x_gradient",
+    "occlusion": "occlusion",
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
+
+
+def matmul_peak(n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured fp32 matmul GFLOP/s on this machine (the practical peak)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        done += 1
+    return 2 * n**3 * done / (time.perf_counter() - start) / 1e9
+
+
+def pick_sentences(lm: LanternModel, n: int, lo: int = 15, hi: int = 20) -> list[Translation]:
+    spec = get_spec(lm.name)
+    import json
+
+    meta = json.loads((spec.path / "lantern.json").read_text())
+    splits = load_splits(meta["corpus"], spec.src_lang, spec.tgt_lang)
+    out = []
+    for pair in splits.test:
+        if lo <= len(lm.encode_source(pair.src).ids) <= hi:
+            out.append(translate(lm, pair.src, Decoding()))
+        if len(out) == n:
+            break
+    return out
+
+
+def lantern(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    a = attribute(lm, tr, method, target="prob", n_steps=n_steps, baseline="unk")
+    return a.scores, a.prefix_scores
+
+
+def captum_loop(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """One Captum call per output token, as its documentation shows for encoder-decoders."""
+    start = lm.model.config.decoder_start_token_id
+    src = torch.tensor([tr.src_ids])
+    dec = torch.tensor([[start, *tr.tgt_ids[:-1]]])
+    unk_src = torch.full_like(src, lm.src_tokenizer.unk_token_id)
+    unk_dec = torch.full_like(dec, lm.tgt_tokenizer.unk_token_id)
+    unk_dec[0, 0] = start
+    layers = [lm.source_embedding(), lm.target_embedding()]
+    rows_src, rows_dec = [], []
+    for t, token in enumerate(tr.tgt_ids):
+
+        def fwd(s: torch.Tensor, d: torch.Tensor, t: int = t, token: int = token) -> torch.Tensor:
+            logits = lm.model(input_ids=s, attention_mask=torch.ones_like(s), decoder_input_ids=d).logits
+            return logits.softmax(-1)[:, t, token]
+
+        if method == "integrated_gradients":
+            a, b = LayerIntegratedGradients(fwd, layers).attribute(
+                (src, dec), baselines=(unk_src, unk_dec), n_steps=n_steps
+            )
+            a, b = a[0].sum(-1), b[0].sum(-1)
+        elif method == "input_x_gradient":
+            a, b = LayerGradientXActivation(fwd, layers).attribute((src, dec))
+            a, b = a[0].sum(-1), b[0].sum(-1)
+        else:
+            with torch.no_grad():
+                emb_s, emb_d = layers[0](unk_src), layers[1](unk_dec)
+            a = LayerFeatureAblation(fwd, layers[0]).attribute(
+                (src, dec), layer_baselines=emb_s, layer_mask=torch.arange(src.shape[1])[None, :, None]
+            )[0, :, 0]
+            b = LayerFeatureAblation(fwd, layers[1]).attribute(
+                (src, dec), layer_baselines=emb_d, layer_mask=torch.arange(dec.shape[1])[None, :, None]
+            )[0, :, 0]
+        rows_src.append(a.detach())
+        rows_dec.append(b.detach())
+    return torch.stack(rows_src).numpy(), torch.tril(torch.stack(rows_dec)).numpy()
+
+
+def inseq_runner(lm: LanternModel, method: str) -> Callable[[Translation, int], tuple[np.ndarray, np.ndarray]]:
+    import inseq
+
+    tokenizer = lm.src_tokenizer if lm.src_tokenizer is lm.tgt_tokenizer else PairTokenizer.wrap(lm)
+    model = inseq.load_model(lm.model, INSEQ_METHODS[method], tokenizer=tokenizer)
+
+    def run(tr: Translation, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        kw = {"n_steps": n_steps} if method == "integrated_gradients" else {}
+        out = model.attribute(
+            input_texts=tr.src_text,
+            generated_texts=tr.text,
+            attribute_target=True,
+            show_progress=False,
+            include_eos_baseline=True,
+            skip_special_tokens=False,
+            **kw,
+        )
+        seq = out.sequence_attributions[0]
+        src, tgt = seq.source_attributions, seq.target_attributions
+        if src.ndim == 3:
+            src, tgt = src.sum(-1), tgt.sum(-1)
+        return src.T.numpy(), np.nan_to_num(tgt.T.numpy())[:, :-1]
+
+    return run
+
+
+class PairTokenizer:
+    """Benchmark-only: Inseq takes one tokenizer, Lantern's zh->en models have one per side."""
+
+    @staticmethod
+    def wrap(lm: LanternModel):
+        src_tok, tgt_tok = lm.src_tokenizer, lm.tgt_tokenizer
+        cls = type(src_tok)
+
+        class Pair(cls):  # type: ignore[misc, valid-type]
+            def __call__(self, text=None, text_target=None, **kw):
+                return (
+                    tgt_tok(text_target, **kw)
+                    if text is None and text_target is not None
+                    else super().__call__(text, **kw)
+                )
+
+            def batch_decode(self, *a, **kw):
+                return tgt_tok.batch_decode(*a, **kw)
+
+        pair = Pair(
+            tokenizer_object=src_tok.backend_tokenizer,
+            pad_token="<pad>",
+            bos_token="<s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+        )
+        return pair
+
+
+def count_gflop(lm: LanternModel, fn: Callable[[], object]) -> float:
+    """FLOPs of ``fn`` from torch's FlopCounterMode, plus nn.LSTM, which it does not count.
+
+    LSTM: 2·4·h·(input + h) FLOPs per token, direction and layer forward; backward twice that.
+    """
+    lstm_flops = 0.0
+
+    def on_lstm(module: torch.nn.LSTM, inputs: tuple, output: object) -> None:
+        nonlocal lstm_flops
+        x = inputs[0]
+        tokens = int(x.data.shape[0]) if isinstance(x, torch.nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
+        dirs, h = 1 + module.bidirectional, module.hidden_size
+        per_token = sum(
+            2 * 4 * h * ((module.input_size if layer == 0 else h * dirs) + h) for layer in range(module.num_layers)
+        )
+        lstm_flops += per_token * dirs * tokens * (3 if torch.is_grad_enabled() else 1)
+
+    hooks = [m.register_forward_hook(on_lstm) for m in lm.model.modules() if isinstance(m, torch.nn.LSTM)]
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        for h in hooks:
+            h.remove()
+    return (counter.get_total_flops() + lstm_flops) / 1e9
+
+
+def timed(fn: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lstm-zh-en")
+    ap.add_argument("--sentences", type=int, default=8)
+    ap.add_argument("--n-steps", type=int, default=32)
+    ap.add_argument("--methods", default="integrated_gradients,input_x_gradient,occlusion")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    lm = load_model(args.model)
+    sentences = pick_sentences(lm, args.sentences)
+    peak = matmul_peak()
+    print(
+        f"model {args.model}, {len(sentences)} test sentences of 15-20 source tokens "
+        f"(outputs {min(len(t.tgt_ids) for t in sentences)}-{max(len(t.tgt_ids) for t in sentences)} tokens), "
+        f"IG steps {args.n_steps}"
+    )
+    print(f"machine: {machine()}; measured fp32 matmul peak {peak:.0f} GFLOP/s\n")
+    print(
+        "| method | Lantern s/sentence | Inseq s/sentence | vs Inseq | Captum loop s/sentence | vs Captum "
+        "| max abs diff vs Inseq | Lantern GFLOP/sentence | % of peak |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for method in args.methods.split(","):
+        inseq_run = inseq_runner(lm, method)
+        tools = {
+            "lantern": lambda tr, m=method: lantern(lm, tr, m, args.n_steps),
+            "inseq": lambda tr, run=inseq_run: run(tr, args.n_steps),
+            "captum": lambda tr, m=method: captum_loop(lm, tr, m, args.n_steps),
+        }
+        for fn in tools.values():  # warm-up: first-call overheads are not the steady state
+            fn(sentences[0])
+        seconds = dict.fromkeys(tools, 0.0)
+        diff = 0.0
+        for tr in sentences:
+            outs = {}
+            for name, fn in tools.items():
+                s, outs[name] = timed(lambda fn=fn, tr=tr: fn(tr))
+                seconds[name] += s
+            ours = [np.abs(x) for x in outs["lantern"]] if method == "occlusion" else outs["lantern"]
+            diff = max(diff, *(float(np.abs(a - b).max()) for a, b in zip(ours, outs["inseq"], strict=True)))
+        gflop = sum(count_gflop(lm, lambda tr=tr, m=method: lantern(lm, tr, m, args.n_steps)) for tr in sentences)
+        n = len(sentences)
+        lan, ins, cap = (seconds[k] / n for k in ("lantern", "inseq", "captum"))
+        print(
+            f"| {method} | {lan:.3f} | {ins:.3f} | {ins / lan:.1f}× | {cap:.3f} | {cap / lan:.1f}× | {diff:.1e} "
+            f"| {gflop / n:.2f} | {100 * gflop / seconds['lantern'] / peak:.0f}% |"
+        )
+
+
+if __name__ == "__main__":
+    main()
