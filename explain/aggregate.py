@@ -21,9 +21,11 @@ SPECIAL = ("<s>", "</s>", "<pad>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|
 
 def _is_cjk(ch: str) -> bool:
     return unicodedata.category(ch) == "Lo" and (
-        "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\U00020000" <= ch <= "\U0003134f"
+        "\u3400" <= ch <= "\u9fff"
+        or "\uf900" <= ch <= "\ufaff"
+        or "\U00020000" <= ch <= "\U0003134f"
         or "\u3040" <= ch <= "\u30ff"
-    )  # fmt: skip
+    )
 
 
 def _is_punct(token: str) -> bool:
@@ -105,8 +107,12 @@ def merge_subwords(attr: Attribution, how: str = "sum", targets: bool = True) ->
     return dataclasses.replace(
         attr,
         src_tokens=tuple(word_text(attr.src_tokens, s) for s in src_spans),
-        tgt_tokens=tgt_tokens, prefix_tokens=prefix_tokens, scores=scores.astype(np.float32),
+        tgt_tokens=tgt_tokens,
+        prefix_tokens=prefix_tokens,
+        scores=scores.astype(np.float32),
         prefix_scores=None if prefix is None else prefix.astype(np.float32),
-        step_logprobs=logp, step_entropy=ent, delta=delta,
+        step_logprobs=logp,
+        step_entropy=ent,
+        delta=delta,
         params=(*attr.params, ("granularity", f"word/{how}")),
-    )  # fmt: skip
+    )

@@ -157,8 +157,7 @@ def _objective(
     """The scores to explain, the rows that carry them, and a description of the contrast."""
     dev = lm.device
     tgt_ids = torch.tensor(tr.tgt_ids, device=dev)
-    start = lm.model.config.decoder_start_token_id
-    dec_ids = torch.tensor([start, *tr.tgt_ids[:-1]], device=dev)
+    dec_ids = torch.tensor(lm.decoder_inputs(list(tr.tgt_ids)), device=dev, dtype=torch.long)
     src_ids = torch.tensor(tr.src_ids, device=dev)
     rows, note, alt_ids = list(range(len(tgt_ids))), "", None
     if target == "contrast":
@@ -267,16 +266,14 @@ def attribute(
         obj, rows, note = _objective(lm, translation, target, contrast_token, contrast_target, baseline)
         logprobs, entropy = obj.step_distribution()
         s, t = len(obj.src_ids), obj.n_steps
-        scores, prefix, delta = torch.zeros(t, s), torch.zeros(t, t), None
+        scores, prefix, delta = torch.zeros(t, s), torch.zeros(t, obj.n_prefix), None
         if method == "attention":
-            maps = extract_attention(lm, translation)
-            scores = torch.from_numpy(maps.cross.mean((0, 1)))
-            prefix = None if maps.decoder_self is None else torch.from_numpy(maps.decoder_self.mean((0, 1)))
+            scores, prefix = _attention_scores(lm, translation)
         elif METHODS[method].family == "gradient":
             if method == "deeplift":
                 with_prefix = False  # see _deeplift
                 a_src = _deeplift(obj, rows, progress)
-                a_dec = torch.zeros(len(rows), t, a_src.shape[-1])
+                a_dec = torch.zeros(len(rows), obj.n_prefix, a_src.shape[-1])
             else:
                 path, multiply = _gradient_setup(method, n_steps, n_samples, noise_std, generator)
                 a_src, a_dec = path_attributions(obj, rows, path, multiply, generator, progress)
@@ -298,7 +295,8 @@ def attribute(
             if with_prefix:
                 prefix[rows] = values[rows, s:]
         if prefix is not None:
-            prefix = torch.tril(prefix)  # step t reads decoder inputs 0..t only
+            # step t reads decoder inputs 0..t (encoder-decoder) or the prompt and prefix 0..t-1 (decoder-only)
+            prefix = torch.tril(prefix, diagonal=0 if lm.is_seq2seq() else -1)
             if not with_prefix and method != "attention":
                 prefix = None
     params = (
@@ -316,7 +314,7 @@ def attribute(
         target=target,
         src_tokens=translation.src_tokens,
         tgt_tokens=translation.tgt_tokens,
-        prefix_tokens=(lm.tgt_tokenizer.convert_ids_to_tokens([int(obj.dec_ids[0])])[0], *translation.tgt_tokens[:-1]),
+        prefix_tokens=tuple(lm.target_tokens(obj.dec_ids.tolist())),
         scores=scores.numpy().astype(np.float32),
         prefix_scores=None if prefix is None else prefix.numpy().astype(np.float32),
         step_logprobs=logprobs.numpy().astype(np.float32),
@@ -326,6 +324,17 @@ def attribute(
         contrast=note,
         params=params,
     )
+
+
+def _attention_scores(lm: LanternModel, translation: Translation) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention averaged over layers and heads, split into source and target-prefix parts."""
+    maps = extract_attention(lm, translation)
+    if maps.cross is not None:
+        prefix = None if maps.decoder_self is None else torch.from_numpy(maps.decoder_self.mean((0, 1)))
+        return torch.from_numpy(maps.cross.mean((0, 1))), prefix
+    s = len(translation.src_ids)
+    rows = torch.from_numpy(maps.decoder_self.mean((0, 1)))[s - 1 :]  # positions that predict each token
+    return rows[:, :s], rows[:, s:]
 
 
 def _gradient_setup(

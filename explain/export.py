@@ -12,9 +12,21 @@ from explain.types import Attribution
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = [
-    "model", "method", "target", "contrast", "step", "output_token", "step_logprob", "step_entropy", "delta",
-    "side", "position", "input_token", "score", "params",
-]  # fmt: skip
+    "model",
+    "method",
+    "target",
+    "contrast",
+    "step",
+    "output_token",
+    "step_logprob",
+    "step_entropy",
+    "delta",
+    "side",
+    "position",
+    "input_token",
+    "score",
+    "params",
+]
 
 
 def _array(values: object) -> np.ndarray | None:
@@ -23,15 +35,23 @@ def _array(values: object) -> np.ndarray | None:
 
 def to_json(attr: Attribution) -> str:
     data = {
-        "format": "lantern-attribution", "version": FORMAT_VERSION,
-        "model": attr.model, "method": attr.method, "target": attr.target, "contrast": attr.contrast,
-        "src_tokens": list(attr.src_tokens), "tgt_tokens": list(attr.tgt_tokens),
-        "prefix_tokens": list(attr.prefix_tokens), "scores": attr.scores.tolist(),
+        "format": "lantern-attribution",
+        "version": FORMAT_VERSION,
+        "model": attr.model,
+        "method": attr.method,
+        "target": attr.target,
+        "contrast": attr.contrast,
+        "src_tokens": list(attr.src_tokens),
+        "tgt_tokens": list(attr.tgt_tokens),
+        "prefix_tokens": list(attr.prefix_tokens),
+        "scores": attr.scores.tolist(),
         "prefix_scores": None if attr.prefix_scores is None else attr.prefix_scores.tolist(),
-        "step_logprobs": attr.step_logprobs.tolist(), "step_entropy": attr.step_entropy.tolist(),
-        "delta": None if attr.delta is None else attr.delta.tolist(), "steps": list(attr.steps),
+        "step_logprobs": attr.step_logprobs.tolist(),
+        "step_entropy": attr.step_entropy.tolist(),
+        "delta": None if attr.delta is None else attr.delta.tolist(),
+        "steps": list(attr.steps),
         "params": dict(attr.params),
-    }  # fmt: skip
+    }
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -46,13 +66,21 @@ def from_json(text: str) -> Attribution:
     if data.get("version") != FORMAT_VERSION:
         raise ValueError(f"attribution file version {data.get('version')}; this Lantern reads {FORMAT_VERSION}")
     return Attribution(
-        model=data["model"], method=data["method"], target=data["target"], contrast=data.get("contrast", ""),
-        src_tokens=tuple(data["src_tokens"]), tgt_tokens=tuple(data["tgt_tokens"]),
-        prefix_tokens=tuple(data["prefix_tokens"]), scores=_array(data["scores"]).reshape(len(data["tgt_tokens"]), -1),
-        prefix_scores=_array(data["prefix_scores"]), step_logprobs=_array(data["step_logprobs"]),
-        step_entropy=_array(data["step_entropy"]), delta=_array(data["delta"]), steps=tuple(data["steps"]),
+        model=data["model"],
+        method=data["method"],
+        target=data["target"],
+        contrast=data.get("contrast", ""),
+        src_tokens=tuple(data["src_tokens"]),
+        tgt_tokens=tuple(data["tgt_tokens"]),
+        prefix_tokens=tuple(data["prefix_tokens"]),
+        scores=_array(data["scores"]).reshape(len(data["tgt_tokens"]), -1),
+        prefix_scores=_array(data["prefix_scores"]),
+        step_logprobs=_array(data["step_logprobs"]),
+        step_entropy=_array(data["step_entropy"]),
+        delta=_array(data["delta"]),
+        steps=tuple(data["steps"]),
         params=tuple(data["params"].items()),
-    )  # fmt: skip
+    )
 
 
 def to_csv(attr: Attribution) -> str:
@@ -68,9 +96,24 @@ def to_csv(attr: Attribution) -> str:
         delta = "" if attr.delta is None else f"{attr.delta[t]:.9g}"
         for side, tokens, scores in sides:
             for j, inp in enumerate(tokens):
-                writer.writerow([attr.model, attr.method, attr.target, attr.contrast, t, tok,
-                                 f"{attr.step_logprobs[t]:.9g}", f"{attr.step_entropy[t]:.9g}", delta,
-                                 side, j, inp, f"{scores[t, j]:.9g}", params])  # fmt: skip
+                writer.writerow(
+                    [
+                        attr.model,
+                        attr.method,
+                        attr.target,
+                        attr.contrast,
+                        t,
+                        tok,
+                        f"{attr.step_logprobs[t]:.9g}",
+                        f"{attr.step_entropy[t]:.9g}",
+                        delta,
+                        side,
+                        j,
+                        inp,
+                        f"{scores[t, j]:.9g}",
+                        params,
+                    ]
+                )
     return out.getvalue()
 
 
@@ -92,11 +135,18 @@ def from_csv(text: str) -> Attribution:
         mats[r["side"]][int(r["step"]), int(r["position"])] = float(r["score"])
     first, params = rows[0], json.loads(rows[0]["params"])
     return Attribution(
-        model=first["model"], method=first["method"], target=first["target"], contrast=first["contrast"],
-        src_tokens=tuple(tokens["source"][j] for j in range(len(tokens["source"]))), tgt_tokens=tuple(tgt),
+        model=first["model"],
+        method=first["method"],
+        target=first["target"],
+        contrast=first["contrast"],
+        src_tokens=tuple(tokens["source"][j] for j in range(len(tokens["source"]))),
+        tgt_tokens=tuple(tgt),
         prefix_tokens=tuple(tokens["prefix"][j] for j in range(len(tokens["prefix"]))),
-        scores=mats["source"], prefix_scores=mats["prefix"] if tokens["prefix"] else None,
-        step_logprobs=logp.astype(np.float32), step_entropy=ent.astype(np.float32),
+        scores=mats["source"],
+        prefix_scores=mats["prefix"] if tokens["prefix"] else None,
+        step_logprobs=logp.astype(np.float32),
+        step_entropy=ent.astype(np.float32),
         delta=None if np.isnan(delta).all() else delta.astype(np.float32),
-        steps=tuple(params.pop("_steps", ())), params=tuple(params.items()),
-    )  # fmt: skip
+        steps=tuple(params.pop("_steps", ())),
+        params=tuple(params.items()),
+    )

@@ -56,7 +56,7 @@ def path_attributions(
     ``multiply``: "none" (the gradient itself), "input" (m = x, input × gradient) or "delta"
     (m = x − baseline, integrated gradients and GradientSHAP). Returns (src [R, S, d], dec [R, T, d]).
     """
-    k, (s, d), t, r = len(path.alphas), obj.src_embeds.shape, obj.n_steps, len(rows)
+    k, (s, d), t, r = len(path.alphas), obj.src_embeds.shape, obj.n_prefix, len(rows)
     x_src = obj.src_embeds.expand(r, k, s, d)
     x_dec = obj.dec_embeds.expand(r, k, t, d)
     if path.noise_std:  # GradientSHAP: a noisy input per row and sample

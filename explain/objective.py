@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from models.adapter import LanternModel
 
@@ -26,12 +27,29 @@ TARGETS = ("logprob", "prob", "contrast")
 BASELINES = ("pad", "unk")  # the token whose embedding stands for "no information"
 
 
+def _fill_id(tokenizer: PreTrainedTokenizerBase, baseline: str) -> int:
+    """Token id whose embedding is the baseline; byte-level vocabularies may lack pad or unk."""
+    if baseline == "unk":
+        if tokenizer.unk_token_id is None:
+            raise ValueError("this tokenizer has no <unk> token; use the pad baseline")
+        return tokenizer.unk_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError("this tokenizer has neither a pad nor an end-of-sequence token to use as a baseline")
+    return pad
+
+
 @contextmanager
 def embeddings_replaced(
-    src_module: nn.Module, dec_module: nn.Module, src: torch.Tensor, dec: torch.Tensor
+    src_module: nn.Module, dec_module: nn.Module | None, src: torch.Tensor, dec: torch.Tensor | None
 ) -> Iterator[None]:
-    """Make the embedding modules output ``src`` [B, S, d] and ``dec`` [B, T, d] for one forward pass."""
-    if src_module is dec_module:  # one shared module (T5): the encoder calls it before the decoder
+    """Make the embedding modules output ``src`` [B, S, d] and ``dec`` [B, T, d] for one forward pass.
+
+    ``dec_module`` None: a decoder-only model, whose single embedding call outputs ``src``.
+    """
+    if dec_module is None:
+        handles = [src_module.register_forward_hook(lambda m, i, o: src)]
+    elif src_module is dec_module:  # one shared module (T5): the encoder calls it before the decoder
         queue = [src, dec]
         handles = [src_module.register_forward_hook(lambda m, i, o: queue.pop(0) if queue else o)]
     else:
@@ -71,15 +89,13 @@ class Objective:
         with torch.no_grad():
             self.src_embeds = self.src_module(self.src_ids[None])[0]  # [S, d]
             self.dec_embeds = self.dec_module(self.dec_ids[None])[0]  # [T, d]
-            src_tok, tgt_tok = self.lm.src_tokenizer, self.lm.tgt_tokenizer
             src_fill, dec_fill = (
-                (src_tok.pad_token_id, tgt_tok.pad_token_id)
-                if self.baseline == "pad"
-                else (src_tok.unk_token_id, tgt_tok.unk_token_id)
+                _fill_id(self.lm.src_tokenizer, self.baseline),
+                _fill_id(self.lm.tgt_tokenizer, self.baseline),
             )
             dec_base_ids = torch.full_like(self.dec_ids, dec_fill)
-            if self.baseline == "unk":
-                dec_base_ids[0] = self.dec_ids[0]
+            if self.baseline == "unk" and self.lm.is_seq2seq() and len(dec_base_ids):
+                dec_base_ids[0] = self.dec_ids[0]  # the decoder start token is always there
             self.src_base = self.src_module(torch.full_like(self.src_ids, src_fill)[None])[0]
             self.dec_base = self.dec_module(dec_base_ids[None])[0]
 
@@ -87,8 +103,18 @@ class Objective:
     def n_steps(self) -> int:
         return len(self.tgt_ids)
 
+    @property
+    def n_prefix(self) -> int:
+        """Decoder inputs: T for encoder-decoders (start token first), T - 1 for decoder-only models."""
+        return len(self.dec_ids)
+
     def _logprobs(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
         b = len(src)
+        if not self.lm.is_seq2seq():  # one embedding call over prompt + target prefix
+            ids = torch.cat([self.src_ids, self.dec_ids]).expand(b, -1)
+            with embeddings_replaced(self.src_module, None, torch.cat([src, dec], 1), None):
+                logits = self.lm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+            return logits[:, len(self.src_ids) - 1 :].float().log_softmax(-1)  # [B, T, V]
         with embeddings_replaced(self.src_module, self.dec_module, src, dec):
             logits = self.lm.model(
                 input_ids=self.src_ids.expand(b, -1),

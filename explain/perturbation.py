@@ -22,8 +22,8 @@ def evaluate_masks(
     obj: Objective, masks: torch.Tensor, with_prefix: bool, progress: Callable[[float], None] | None = None
 ) -> torch.Tensor:
     """masks [N, S (+ T)] of 0/1 -> step scores [N, T]."""
-    s, t = len(obj.src_ids), obj.n_steps
-    out = torch.empty(len(masks), t)
+    s, t = len(obj.src_ids), obj.n_prefix
+    out = torch.empty(len(masks), obj.n_steps)
     chunk = max(1, MAX_BATCH_TOKENS // (s + t))
     for i in range(0, len(masks), chunk):
         m = masks[i : i + chunk].to(obj.src_embeds)
@@ -40,7 +40,7 @@ def evaluate_masks(
 
 def occlusion(obj: Objective, with_prefix: bool, progress: Callable[[float], None] | None = None) -> torch.Tensor:
     """Drop in each step's score when one feature is replaced by the baseline -> [T, J]."""
-    n = len(obj.src_ids) + (obj.n_steps if with_prefix else 0)
+    n = len(obj.src_ids) + (obj.n_prefix if with_prefix else 0)
     masks = torch.cat([torch.ones(1, n), 1 - torch.eye(n)])
     scores = evaluate_masks(obj, masks, with_prefix, progress)
     return (scores[0] - scores[1:]).T
@@ -59,7 +59,7 @@ def shapley_sampling(
     is the mean change it causes. Orders come from ``torch.randperm`` as in Captum's
     ``ShapleyValueSampling``, so the same generator state gives the same estimate.
     """
-    n = len(obj.src_ids) + (obj.n_steps if with_prefix else 0)
+    n = len(obj.src_ids) + (obj.n_prefix if with_prefix else 0)
     orders = [torch.randperm(n, generator=generator) for _ in range(n_samples)]
     masks = torch.zeros(n_samples, n + 1, n)
     for p, order in enumerate(orders):
@@ -87,7 +87,7 @@ def lime(
     cosine distance to the all-kept input (Captum's default kernel); one least-squares solve fits
     every step.
     """
-    n = len(obj.src_ids) + (obj.n_steps if with_prefix else 0)
+    n = len(obj.src_ids) + (obj.n_prefix if with_prefix else 0)
     masks = (torch.rand(n_samples, n, generator=generator) < 0.5).float()
     masks[0] = 1.0  # the unperturbed input anchors the fit
     scores = evaluate_masks(obj, masks, with_prefix, progress).double()

@@ -17,7 +17,7 @@ def translate(lm: LanternModel, text: str, decoding: Decoding | None = None, top
     tgt_ids = lm.generate_ids(src.ids, decoding)
     if not tgt_ids:
         raise ValueError("the model generated nothing")
-    return _describe(lm, src, tgt_ids, "greedy" if decoding.num_beams == 1 else f"beam {decoding.num_beams}", top_k)
+    return _describe(lm, src, tgt_ids, decoding.label, top_k)
 
 
 def force_translation(lm: LanternModel, text: str, output: str, top_k: int = 5) -> Translation:
@@ -62,4 +62,5 @@ def _describe(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], decodin
         decoding=decoding,
         unknown=src.unknown,
         n_src_tokens=src.n_tokens,
+        n_kept_tokens=src.kept_tokens,
     )

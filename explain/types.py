@@ -28,11 +28,12 @@ class Translation:
     alt_probs: np.ndarray  # [tgt, k] their probabilities
     decoding: str  # e.g. "greedy" or "beam 5"
     unknown: tuple[str, ...] = ()  # source substrings the vocabulary lacks (became <unk>)
-    n_src_tokens: int = 0  # source length before truncation
+    n_src_tokens: int = 0  # tokens of the input text before truncation
+    n_kept_tokens: int = 0  # tokens of the input text the model read
 
     @property
     def truncated(self) -> bool:
-        return self.n_src_tokens > len(self.src_ids)
+        return self.n_src_tokens > self.n_kept_tokens
 
     @property
     def probs(self) -> np.ndarray:

@@ -1,8 +1,10 @@
 """One interface over every model Lantern shows: ``LanternModel``.
 
 It owns the model and its tokenizers and offers the low-level operations the explanation code
-needs (encode a source, generate target ids, a teacher-forced pass). It is shared between app
-sessions and never mutated: no hooks left behind, no swapped modules, eval mode from load.
+needs (encode a source, generate target ids, a teacher-forced pass). Encoder-decoders read a
+source and write a target; for decoder-only models the "source" is the prompt and the "target"
+the continuation, so every explain function has one signature. A LanternModel is shared between
+app sessions and never mutated: no hooks left behind, no swapped modules, eval mode from load.
 """
 
 from __future__ import annotations
@@ -26,28 +28,54 @@ class InputError(ValueError):
 @dataclass(frozen=True)
 class SourceEncoding:
     text: str  # the cleaned text the model sees
-    ids: list[int]  # after truncation
-    n_tokens: int  # before truncation
+    ids: list[int]  # after truncation (and, for chat models, inside the chat template)
+    n_tokens: int  # tokens of the text before truncation
     unknown: tuple[str, ...]  # source substrings mapped to the unknown token
+    kept_tokens: int = 0  # tokens of the text kept after truncation
 
     @property
     def truncated(self) -> bool:
-        return self.n_tokens > len(self.ids)
+        return self.n_tokens > self.kept_tokens
 
 
 @dataclass(frozen=True)
 class Decoding:
-    """How to generate: greedy (num_beams=1) or beam search."""
+    """How to generate: greedy (num_beams=1), beam search, or sampling (decoder-only and seq2seq)."""
 
     num_beams: int = 1
     max_new_tokens: int = 64
     length_penalty: float = 1.0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_beams <= 16:
             raise InputError(f"num_beams must be between 1 and 16, not {self.num_beams}")
         if not 1 <= self.max_new_tokens <= 512:
             raise InputError(f"max_new_tokens must be between 1 and 512, not {self.max_new_tokens}")
+        if self.do_sample and not (0 < self.temperature <= 5 and 0 < self.top_p <= 1):
+            raise InputError("sampling needs 0 < temperature ≤ 5 and 0 < top_p ≤ 1")
+
+    @property
+    def label(self) -> str:
+        if self.do_sample:
+            return f"sampling (T={self.temperature:g}, top-p={self.top_p:g}, seed {self.seed})"
+        return "greedy" if self.num_beams == 1 else f"beam {self.num_beams}"
+
+    def generate_kwargs(self) -> dict[str, object]:
+        kw: dict[str, object] = {
+            "num_beams": self.num_beams,
+            "max_new_tokens": self.max_new_tokens,
+            "length_penalty": self.length_penalty,
+            "do_sample": self.do_sample,
+        }
+        if self.do_sample:
+            kw.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
+        else:
+            kw.update(temperature=None, top_p=None, top_k=None)  # silence generation-config sampling defaults
+        return kw
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +84,7 @@ class LanternModel:
 
     ``lock`` serialises every forward pass: explanation code may hook the embedding modules for
     the duration of one call, and no other session's pass may run while such a hook is in place.
+    ``chat``: wrap a decoder-only model's input in its chat template.
     """
 
     name: str
@@ -63,6 +92,7 @@ class LanternModel:
     src_tokenizer: PreTrainedTokenizerBase
     tgt_tokenizer: PreTrainedTokenizerBase
     max_source_tokens: int = 128
+    chat: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
@@ -73,62 +103,92 @@ class LanternModel:
         return bool(self.model.config.is_encoder_decoder)
 
     def source_embedding(self) -> nn.Module:
-        """The embedding module of the source side (what attribution methods hook)."""
-        return self.model.get_encoder().embed_tokens
+        """The embedding module of the source (prompt) side: what attribution methods hook."""
+        return self.model.get_encoder().embed_tokens if self.is_seq2seq() else self.model.get_input_embeddings()
 
     def target_embedding(self) -> nn.Module:
-        """The embedding module of the decoder's inputs (the target prefix)."""
-        return self.model.get_decoder().embed_tokens
+        """The embedding module of the decoder's inputs (the target prefix); for decoder-only, the same."""
+        return self.model.get_decoder().embed_tokens if self.is_seq2seq() else self.model.get_input_embeddings()
+
+    def decoder_inputs(self, tgt_ids: list[int]) -> list[int]:
+        """What the model reads on the target side to predict ``tgt_ids`` (teacher forcing).
+
+        Encoder-decoder: the start token, then all but the last target token. Decoder-only: all but
+        the last target token, after the prompt.
+        """
+        if self.is_seq2seq():
+            return [self.model.config.decoder_start_token_id, *tgt_ids[:-1]]
+        return list(tgt_ids[:-1])
 
     def encode_source(self, text: str) -> SourceEncoding:
-        """Clean, tokenize and truncate a source text; report unknown characters."""
+        """Clean, tokenize and truncate a source text (or prompt); report unknown characters."""
         cleaned = clean_text(text)
         if not cleaned:
             raise InputError("the text is empty (or only spaces and invisible characters)")
-        enc = self.src_tokenizer(cleaned, return_offsets_mapping=True)
+        tok = self.src_tokenizer
+        enc = tok(cleaned, return_offsets_mapping=True, add_special_tokens=self.is_seq2seq())
         ids = list(enc.input_ids)
-        unk = self.src_tokenizer.unk_token_id
-        unknown = tuple(
-            dict.fromkeys(cleaned[s:e] for i, (s, e) in zip(ids, enc.offset_mapping, strict=True) if i == unk)
+        unk = tok.unk_token_id
+        unknown = (
+            tuple(dict.fromkeys(cleaned[s:e] for i, (s, e) in zip(ids, enc.offset_mapping, strict=True) if i == unk))
+            if unk is not None
+            else ()
         )
         kept = ids[: self.max_source_tokens]
-        eos = self.src_tokenizer.eos_token_id
-        if len(ids) > len(kept) and ids[-1] == eos:  # keep the tokenizer's closing EOS, if any
-            kept[-1] = eos
-        return SourceEncoding(cleaned, kept, len(ids), unknown)
+        if self.is_seq2seq():
+            if len(ids) > len(kept) and ids[-1] == tok.eos_token_id:  # keep the tokenizer's closing EOS
+                kept[-1] = tok.eos_token_id
+            return SourceEncoding(cleaned, kept, len(ids), unknown, len(kept))
+        if len(kept) < len(ids):
+            cleaned = tok.decode(kept)
+        if self.chat:
+            messages = [{"role": "user", "content": cleaned}]
+            templated = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+            kept_ids = list(templated["input_ids"])
+        else:
+            kept_ids = kept
+        return SourceEncoding(cleaned, kept_ids, len(ids), unknown, len(kept))
 
-    def _batch(self, src_ids: list[int]) -> dict[str, torch.Tensor]:
-        input_ids = torch.tensor([src_ids], device=self.device)
+    def _batch(self, ids: list[int]) -> dict[str, torch.Tensor]:
+        input_ids = torch.tensor([ids], device=self.device)
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
     @torch.no_grad()
     def generate_ids(self, src_ids: list[int], decoding: Decoding) -> list[int]:
-        """Target ids (without the decoder start token; ending in EOS unless cut by the limit)."""
+        """Generated ids (no start token, no prompt), ending in EOS unless the limit cut them."""
+        eos = self.tgt_tokenizer.eos_token_id
         with self.lock:
+            if decoding.do_sample:
+                torch.manual_seed(decoding.seed)  # under the lock: the same seed gives the same sample
             out = self.model.generate(
                 **self._batch(src_ids),
-                num_beams=decoding.num_beams,
-                do_sample=False,
-                max_new_tokens=decoding.max_new_tokens,
-                length_penalty=decoding.length_penalty,
+                pad_token_id=self.tgt_tokenizer.pad_token_id or eos,
+                **decoding.generate_kwargs(),
             )[0].tolist()
-        start = self.model.config.decoder_start_token_id
-        if out and out[0] == start:
-            out = out[1:]
-        eos = self.tgt_tokenizer.eos_token_id
+        if self.is_seq2seq():
+            if out and out[0] == self.model.config.decoder_start_token_id:
+                out = out[1:]
+        else:
+            out = out[len(src_ids) :]
         return out[: out.index(eos) + 1] if eos in out else out
 
     def score(self, src_ids: list[int], tgt_ids: list[int], output_attentions: bool = False) -> ModelOutput:
-        """One teacher-forced pass over (source, target): logits [1, T, V], attentions if asked."""
-        start = self.model.config.decoder_start_token_id
-        decoder_input_ids = torch.tensor([[start, *tgt_ids[:-1]]], device=self.device)
+        """One teacher-forced pass: ``logits`` [1, T, V] for the T target tokens, attentions if asked.
+
+        Decoder-only: the pass reads prompt + target[:-1]; ``attentions`` cover all those positions.
+        """
+        dec = self.decoder_inputs(tgt_ids)
         with self.lock:
-            return self.model(
-                **self._batch(src_ids),
-                decoder_input_ids=decoder_input_ids,
-                output_attentions=output_attentions,
-                return_dict=True,
-            )
+            if self.is_seq2seq():
+                return self.model(
+                    **self._batch(src_ids),
+                    decoder_input_ids=torch.tensor([dec], device=self.device),
+                    output_attentions=output_attentions,
+                    return_dict=True,
+                )
+            out = self.model(**self._batch([*src_ids, *dec]), output_attentions=output_attentions, return_dict=True)
+        out["logits"] = out.logits[:, len(src_ids) - 1 :]
+        return out
 
     def target_tokens(self, ids: list[int]) -> list[str]:
         return self.tgt_tokenizer.convert_ids_to_tokens(ids)

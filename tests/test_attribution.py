@@ -11,7 +11,7 @@ from captum.attr import (
     LayerIntegratedGradients,
     ShapleyValueSampling,
 )
-from transformers import MarianConfig, MarianMTModel
+from transformers import LlamaConfig, LlamaForCausalLM, MarianConfig, MarianMTModel
 
 from explain import export
 from explain.aggregate import merge_subwords, word_spans
@@ -37,15 +37,39 @@ def tiny_marian(src_vocab: int, tgt_vocab: int) -> MarianMTModel:
     return model
 
 
-@pytest.fixture(params=["lstm", "marian"])
+def tiny_llama(vocab: int) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        attn_implementation="eager",
+    )
+    model = LlamaForCausalLM(config).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@pytest.fixture(params=["lstm", "marian", "llama"])
 def lm(request, tokenizers) -> LanternModel:
     src, tgt = tokenizers
     if request.param == "lstm":
         model = make_tiny_lstm(len(src), len(tgt), seed=1)
         for p in model.parameters():
             p.requires_grad_(False)
-    else:
+    elif request.param == "marian":
         model = tiny_marian(len(src), len(tgt))
+    else:  # decoder-only: the prompt and the continuation share one vocabulary
+        return LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt)
     return LanternModel(request.param, model, src, tgt)
 
 
@@ -54,24 +78,41 @@ def tr(lm):
     return translate(lm, "我爱你。", Decoding(max_new_tokens=5))
 
 
-def reference_forward(lm: LanternModel, tr, step: int):
+def reference_forward(lm: LanternModel, tr, step: int):  # noqa: ANN201
     """Plain Captum forward: log p of the chosen token at one step, for a batch Captum expands."""
-    token = tr.tgt_ids[step]
+    token, s = tr.tgt_ids[step], len(tr.src_ids)
 
-    def forward(src_ids: torch.Tensor, dec_ids: torch.Tensor) -> torch.Tensor:
-        logits = lm.model(input_ids=src_ids, attention_mask=torch.ones_like(src_ids), decoder_input_ids=dec_ids).logits
-        return logits.log_softmax(-1)[:, step, token]
+    def forward(*ids: torch.Tensor) -> torch.Tensor:
+        if lm.is_seq2seq():
+            src_ids, dec_ids = ids
+            logits = lm.model(
+                input_ids=src_ids, attention_mask=torch.ones_like(src_ids), decoder_input_ids=dec_ids
+            ).logits
+            return logits.log_softmax(-1)[:, step, token]
+        logits = lm.model(input_ids=ids[0], attention_mask=torch.ones_like(ids[0])).logits
+        return logits.log_softmax(-1)[:, s - 1 + step, token]
 
     return forward
 
 
-def ids(lm: LanternModel, tr) -> tuple[torch.Tensor, torch.Tensor]:
-    start = lm.model.config.decoder_start_token_id
-    return torch.tensor([tr.src_ids]), torch.tensor([[start, *tr.tgt_ids[:-1]]])
+def ids(lm: LanternModel, tr) -> tuple[torch.Tensor, ...]:
+    """Captum inputs: (source ids, decoder input ids), or (prompt + prefix ids,) for decoder-only."""
+    dec = lm.decoder_inputs(list(tr.tgt_ids))
+    if lm.is_seq2seq():
+        return torch.tensor([tr.src_ids]), torch.tensor([dec])
+    return (torch.tensor([[*tr.src_ids, *dec]]),)
 
 
 def layers(lm: LanternModel) -> list[torch.nn.Module]:
-    return [lm.source_embedding(), lm.target_embedding()]
+    return [lm.source_embedding(), lm.target_embedding()] if lm.is_seq2seq() else [lm.source_embedding()]
+
+
+def split(lm: LanternModel, tr, attrs) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    """Captum's per-layer outputs -> (source part [S, ...], target-prefix part [P, ...])."""
+    if lm.is_seq2seq():
+        return attrs[0][0], attrs[1][0]
+    whole = attrs[0][0] if isinstance(attrs, (list, tuple)) else attrs[0]
+    return whole[: len(tr.src_ids)], whole[len(tr.src_ids) :]
 
 
 def test_every_method_gives_the_documented_shapes(lm, tr):
@@ -84,81 +125,111 @@ def test_every_method_gives_the_documented_shapes(lm, tr):
         t, s = len(tr.tgt_tokens), len(tr.src_tokens)
         assert a.scores.shape == (t, s) and a.step_logprobs.shape == (t,) and a.step_entropy.shape == (t,)
         if a.prefix_scores is not None:
-            assert a.prefix_scores.shape == (t, t)
-            assert np.allclose(np.triu(a.prefix_scores, 1), 0.0)  # step t never reads later decoder inputs
+            assert a.prefix_scores.shape == (t, len(a.prefix_tokens)) == (t, t if lm.is_seq2seq() else t - 1)
+            # step t reads decoder inputs 0..t (the start token first), or 0..t-1 after a prompt
+            assert np.allclose(np.triu(a.prefix_scores, 1 if lm.is_seq2seq() else 0), 0.0)
         np.testing.assert_allclose(a.step_logprobs, tr.logprobs, atol=1e-5)
         assert np.isfinite(a.scores).all()
 
 
+def single(lm: LanternModel) -> list[torch.nn.Module] | torch.nn.Module:
+    """Captum's layer argument: both embedding modules, or the one a decoder-only model has."""
+    return layers(lm) if lm.is_seq2seq() else layers(lm)[0]
+
+
 def test_integrated_gradients_matches_a_plain_captum_loop(lm, tr):
     ours = attribute(lm, tr, "integrated_gradients", n_steps=16)
-    src_ids, dec_ids = ids(lm, tr)
+    inputs = ids(lm, tr)
+    baselines = tuple(torch.zeros_like(x) for x in inputs)
     for step in range(len(tr.tgt_ids)):
-        lig = LayerIntegratedGradients(reference_forward(lm, tr, step), layers(lm))
-        a_src, a_dec = lig.attribute(
-            (src_ids, dec_ids), baselines=(torch.zeros_like(src_ids), torch.zeros_like(dec_ids)), n_steps=16
-        )
-        np.testing.assert_allclose(ours.scores[step], a_src[0].sum(-1).detach().numpy(), atol=1e-4)
-        np.testing.assert_allclose(ours.prefix_scores[step], a_dec[0].sum(-1).detach().numpy(), atol=1e-4)
+        lig = LayerIntegratedGradients(reference_forward(lm, tr, step), single(lm))
+        a_src, a_dec = split(lm, tr, lig.attribute(inputs, baselines=baselines, n_steps=16))
+        np.testing.assert_allclose(ours.scores[step], a_src.sum(-1).detach().numpy(), atol=1e-4)
+        np.testing.assert_allclose(ours.prefix_scores[step], a_dec.sum(-1).detach().numpy(), atol=1e-4)
 
 
 def test_input_x_gradient_and_saliency_match_captum(lm, tr):
     ixg, sal = attribute(lm, tr, "input_x_gradient"), attribute(lm, tr, "saliency")
-    src_ids, dec_ids = ids(lm, tr)
+    inputs = ids(lm, tr)
     for step in range(len(tr.tgt_ids)):
         fwd = reference_forward(lm, tr, step)
-        a_src, a_dec = LayerGradientXActivation(fwd, layers(lm)).attribute((src_ids, dec_ids))
-        g_src, g_dec = LayerGradientXActivation(fwd, layers(lm), multiply_by_inputs=False).attribute((src_ids, dec_ids))
-        np.testing.assert_allclose(ixg.scores[step], a_src[0].sum(-1).detach().numpy(), atol=1e-5)
-        np.testing.assert_allclose(ixg.prefix_scores[step], a_dec[0].sum(-1).detach().numpy(), atol=1e-5)
-        np.testing.assert_allclose(sal.scores[step], g_src[0].norm(dim=-1).detach().numpy(), atol=1e-5)
-        np.testing.assert_allclose(sal.prefix_scores[step], g_dec[0].norm(dim=-1).detach().numpy(), atol=1e-5)
+        a_src, a_dec = split(lm, tr, LayerGradientXActivation(fwd, single(lm)).attribute(inputs))
+        g_src, g_dec = split(
+            lm, tr, LayerGradientXActivation(fwd, single(lm), multiply_by_inputs=False).attribute(inputs)
+        )
+        np.testing.assert_allclose(ixg.scores[step], a_src.sum(-1).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(ixg.prefix_scores[step], a_dec.sum(-1).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(sal.scores[step], g_src.norm(dim=-1).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(sal.prefix_scores[step], g_dec.norm(dim=-1).detach().numpy(), atol=1e-5)
     assert (sal.scores >= 0).all() and (sal.prefix_scores >= 0).all()
 
 
 def test_occlusion_matches_captum_layer_feature_ablation(lm, tr):
     ours = attribute(lm, tr, "occlusion")
-    src_ids, dec_ids = ids(lm, tr)
+    inputs = ids(lm, tr)
     for step in range(len(tr.tgt_ids)):
         fwd = reference_forward(lm, tr, step)
-        for layer, inputs, expected in (
-            (lm.source_embedding(), src_ids, ours.scores[step]),
-            (lm.target_embedding(), dec_ids, ours.prefix_scores[step]),
-        ):
-            mask = torch.arange(inputs.shape[1])[None, :, None]  # one feature per token
-            ref = LayerFeatureAblation(fwd, layer).attribute((src_ids, dec_ids), layer_baselines=0.0, layer_mask=mask)
-            np.testing.assert_allclose(expected, ref[0, :, 0].detach().numpy(), atol=1e-5)
+        if lm.is_seq2seq():  # LayerFeatureAblation takes one layer: the source, then the decoder inputs
+            parts = []
+            for layer, x in zip(layers(lm), inputs, strict=True):
+                mask = torch.arange(x.shape[1])[None, :, None]  # one feature per token
+                parts.append(
+                    LayerFeatureAblation(fwd, layer).attribute(inputs, layer_baselines=0.0, layer_mask=mask)[0, :, 0]
+                )
+            ref_src, ref_dec = parts
+        else:
+            mask = torch.arange(inputs[0].shape[1])[None, :, None]
+            whole = LayerFeatureAblation(fwd, layers(lm)[0]).attribute(inputs, layer_baselines=0.0, layer_mask=mask)[
+                0, :, 0
+            ]
+            ref_src, ref_dec = whole[: len(tr.src_ids)], whole[len(tr.src_ids) :]
+        np.testing.assert_allclose(ours.scores[step], ref_src.detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(ours.prefix_scores[step], ref_dec.detach().numpy(), atol=1e-5)
 
 
 def test_shapley_sampling_matches_captum_with_the_same_orders(lm, tr):
     ours = attribute(lm, tr, "shapley_value_sampling", n_samples=6, seed=3)
-    src_ids, dec_ids = ids(lm, tr)
-    src_e, dec_e = lm.source_embedding()(src_ids), lm.target_embedding()(dec_ids)
-    s, t = src_ids.shape[1], dec_ids.shape[1]
+    inputs = ids(lm, tr)
+    embeds = tuple(layer(x) for layer, x in zip(layers(lm), inputs, strict=True))
+    widths = [e.shape[1] for e in embeds]
     for step in range(len(tr.tgt_ids)):
 
-        def on_embeddings(a: torch.Tensor, b: torch.Tensor, step: int = step) -> torch.Tensor:
-            hooks = [lm.source_embedding().register_forward_hook(lambda m, i, o: a),
-                     lm.target_embedding().register_forward_hook(lambda m, i, o: b)]  # fmt: skip
+        def on_embeddings(*e: torch.Tensor, step: int = step) -> torch.Tensor:
+            hooks = [
+                layer.register_forward_hook(lambda m, i, o, x=x: x) for layer, x in zip(layers(lm), e, strict=True)
+            ]
             try:
-                return reference_forward(lm, tr, step)(src_ids.expand(len(a), -1), dec_ids.expand(len(a), -1))
+                return reference_forward(lm, tr, step)(*(x.expand(len(e[0]), -1) for x in inputs))
             finally:
                 for h in hooks:
                     h.remove()
 
-        masks = (torch.arange(s)[None, :, None], (s + torch.arange(t))[None, :, None])
+        masks = tuple((sum(widths[:i]) + torch.arange(w))[None, :, None] for i, w in enumerate(widths))
         torch.manual_seed(3)
         ref = ShapleyValueSampling(on_embeddings).attribute(
-            (src_e, dec_e), baselines=(0.0, 0.0), feature_mask=masks, n_samples=6
+            embeds, baselines=tuple(0.0 for _ in embeds), feature_mask=masks, n_samples=6
         )
-        np.testing.assert_allclose(ours.scores[step], ref[0][0, :, 0].detach().numpy(), atol=1e-5)
-        np.testing.assert_allclose(ours.prefix_scores[step], ref[1][0, :, 0].detach().numpy(), atol=1e-5)
+        ref_src, ref_dec = (
+            split(lm, tr, [r.detach() for r in ref]) if lm.is_seq2seq() else split(lm, tr, ref[0].detach())
+        )
+        np.testing.assert_allclose(ours.scores[step], ref_src[:, 0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(ours.prefix_scores[step], ref_dec[:, 0].numpy(), atol=1e-5)
 
 
 def test_integrated_gradients_is_complete(lm, tr):
-    a = attribute(lm, tr, "integrated_gradients", n_steps=64)
+    baseline = "pad" if lm.is_seq2seq() else "unk"  # see the next test
+    a = attribute(lm, tr, "integrated_gradients", n_steps=64, baseline=baseline)
     change = np.abs(a.scores.sum(1) + a.prefix_scores.sum(1))
     assert np.all(np.abs(a.delta) <= 1e-3 * np.maximum(change, 1.0))
+
+
+def test_delta_flags_a_zero_baseline_under_rms_norm(tokenizers):
+    """RMSNorm(a·x) is the same for every a > 0: from all-zero embeddings the IG path misses the jump at 0."""
+    _, tgt = tokenizers
+    lm = LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt)
+    tr = translate(lm, "I love", Decoding(max_new_tokens=4))
+    a = attribute(lm, tr, "integrated_gradients", n_steps=64, baseline="pad")
+    assert np.abs(a.delta).max() > 0.05
 
 
 def test_tokens_equal_to_the_baseline_get_zero(lm):
@@ -238,7 +309,7 @@ def test_lime_recovers_the_weights_of_a_linear_score():
 
     class Linear:  # the interface of Objective that lime() uses
         src_ids = torch.zeros(4, dtype=torch.long)
-        n_steps = 2
+        n_steps = n_prefix = 2
         src_embeds, src_base = torch.ones(4, 1), torch.zeros(4, 1)
         dec_embeds = torch.zeros(2, 1)
 

@@ -127,7 +127,7 @@ def input_notes(translation: Translation) -> None:
     if translation.truncated:
         st.warning(
             f"The text has {translation.n_src_tokens} tokens; this model reads the first "
-            f"{len(translation.src_ids)}. The rest was cut."
+            f"{translation.n_kept_tokens}. The rest was cut."
         )
 
 
