@@ -191,10 +191,32 @@ class LanternModel:
         return out
 
     def target_tokens(self, ids: list[int]) -> list[str]:
-        return self.tgt_tokenizer.convert_ids_to_tokens(ids)
+        return token_strings(self.tgt_tokenizer, ids)
 
     def source_tokens(self, ids: list[int]) -> list[str]:
-        return self.src_tokenizer.convert_ids_to_tokens(ids)
+        return token_strings(self.src_tokenizer, ids)
 
     def decode(self, tgt_ids: list[int]) -> str:
         return self.tgt_tokenizer.decode(tgt_ids, skip_special_tokens=True)
+
+
+def token_strings(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[str]:
+    """Token strings for display and word merging.
+
+    Byte-level BPE (GPT-2, Llama 3, SmolLM2) stores bytes as stand-in characters, so non-ASCII text
+    shows as mojibake (``Ã¨``); each id is decoded on its own instead, and a leading space becomes
+    the word-start marker ``Ġ`` again.
+    """
+    raw = tokenizer.convert_ids_to_tokens(ids)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or type(backend.decoder).__name__ != "ByteLevel":
+        return raw
+    special = set(tokenizer.all_special_ids)
+    out = []
+    for i, token in zip(ids, raw, strict=True):
+        if i in special:
+            out.append(token)
+            continue
+        text = tokenizer.decode([i])
+        out.append("Ġ" + text[1:] if text.startswith(" ") else text)
+    return out

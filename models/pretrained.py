@@ -73,15 +73,30 @@ def _check_local(path: Path) -> Path:
     return resolved
 
 
+def _source(id_or_path: str) -> tuple[str, bool]:
+    """(what to pass to from_pretrained, whether it is a local folder); local folders are checked."""
+    local = Path(id_or_path).expanduser()
+    is_local = local.is_absolute() or id_or_path.startswith((".", "~")) or local.exists()
+    return (str(_check_local(local)) if is_local else id_or_path), is_local
+
+
+def is_encoder_decoder(id_or_path: str) -> bool:
+    """Read only the model's config (from the folder or the local hub cache)."""
+    source, is_local = _source(id_or_path)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=is_local or _offline())
+    except (OSError, ValueError, KeyError) as err:
+        raise PretrainedModelError(_explain_failure(id_or_path, is_local, err)) from err
+    return bool(config.is_encoder_decoder)
+
+
 def load_pretrained(
     id_or_path: str, device: str = "auto", dtype: str = "float32"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model in eval mode with frozen weights, tokenizer) for a hub id or a local folder."""
     if dtype not in DTYPES:
         raise PretrainedModelError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    local = Path(id_or_path).expanduser()
-    is_local = local.is_absolute() or id_or_path.startswith((".", "~")) or local.exists()
-    source = str(_check_local(local)) if is_local else id_or_path
+    source, is_local = _source(id_or_path)
     kwargs = {"trust_remote_code": False, "local_files_only": is_local or _offline()}
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)

@@ -24,7 +24,7 @@ st.caption(
     "How much each input token contributed to each output token, measured by changing the input (gradients "
     "or perturbations) rather than by reading attention. Red pushed the model toward its output token, blue away."
 )
-c = attribution_controls(tr)
+c = attribution_controls(tr, decoder_only=inputs.spec.task == "generate")
 
 runs = [c.method] + ([c.compare] if c.compare else [])
 n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
@@ -80,8 +80,12 @@ if raw.delta is not None:
             f"Completeness check: scores add up to the change of each score within {np.abs(raw.delta).max():.4f}."
         )
 
-row = st.selectbox("Explain output token", range(len(attr.tgt_tokens)), key="attr.row",
-                   format_func=lambda t: f"{t}: {prettify_tokens([attr.tgt_tokens[t]])[0]}")  # fmt: skip
+row = st.selectbox(
+    "Explain output token",
+    range(len(attr.tgt_tokens)),
+    key="attr.row",
+    format_func=lambda t: f"{t}: {prettify_tokens([attr.tgt_tokens[t]])[0]}",
+)
 st.plotly_chart(token_bars(attr, min(row, len(attr.tgt_tokens) - 1)), key="attr.bars", config=c.figure_config)
 st.subheader("How sure the model was at each step")
 st.plotly_chart(step_confidence(raw.tgt_tokens, raw.step_logprobs, raw.step_entropy), key="attr.confidence")
@@ -91,11 +95,13 @@ if c.compare:
     st.subheader(f"{METHODS[c.method].title} and {METHODS[c.compare].title} side by side")
     left, right = st.columns(2)
     left.plotly_chart(attribution_heatmap(attr, signed=signed), key="attr.left", config=c.figure_config)
-    right.plotly_chart(attribution_heatmap(other, signed=METHODS[c.compare].signed), key="attr.right",
-                       config=c.figure_config)  # fmt: skip
+    right.plotly_chart(
+        attribution_heatmap(other, signed=METHODS[c.compare].signed), key="attr.right", config=c.figure_config
+    )
     rho = rank_agreement(attr, other)
-    st.plotly_chart(agreement_bars(attr.tgt_tokens, rho, (METHODS[c.method].title, METHODS[c.compare].title)),
-                    key="attr.agreement")  # fmt: skip
+    st.plotly_chart(
+        agreement_bars(attr.tgt_tokens, rho, (METHODS[c.method].title, METHODS[c.compare].title)), key="attr.agreement"
+    )
     st.caption(
         f"Mean ρ {np.nanmean(rho):.2f}. Spearman's rank correlation of the absolute source scores of each output "
         "token: 1 means both rank the source tokens the same way, 0 unrelated, −1 opposite."
@@ -106,6 +112,7 @@ name = f"lantern-{raw.model}-{raw.method}"
 e1, e2, e3 = st.columns(3)
 e1.download_button("Scores as CSV", export.to_csv(attr), f"{name}.csv", "text/csv", key="attr.csv")
 e2.download_button("Scores as JSON", export.to_json(attr), f"{name}.json", "application/json", key="attr.json")
-e3.download_button("Figure as HTML", fig.to_html(include_plotlyjs=True, full_html=True), f"{name}.html", "text/html",
-                   key="attr.html")  # fmt: skip
+e3.download_button(
+    "Figure as HTML", fig.to_html(include_plotlyjs=True, full_html=True), f"{name}.html", "text/html", key="attr.html"
+)
 st.caption("PNG or SVG: the camera button above each chart saves it in the format chosen under Settings.")

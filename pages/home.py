@@ -32,7 +32,7 @@ specs = cache.available_models()
 if not specs:
     st.warning("No model checkpoints found. See the README to train one.")
 for spec in specs:
-    scores = cache.read_json(str(spec.path / "scores.json")) or {}
+    scores = (cache.read_json(str(spec.path / "scores.json")) or {}) if spec.kind == "checkpoint" else {}
     test = scores.get("test") or {}
     line = f"**{spec.title}** (`{spec.name}`)"
     if test:

@@ -9,7 +9,7 @@ st.caption(
     "loss (label-smoothed), the validation loss, and BLEU/chrF of greedy translations of the "
     "validation split. Training runs outside the app: `python -m models.train configs/<preset>.toml`."
 )
-specs = cache.available_models()
+specs = [s for s in cache.available_models() if s.kind == "checkpoint"]
 if not specs:
     st.info("No model checkpoints found.")
 for spec in specs:

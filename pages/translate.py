@@ -5,8 +5,8 @@ from ui import cache
 from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
 from viz.tokens import prettify_token, prettify_tokens
 
-st.title("Translate")
 inputs = sidebar_inputs()
+st.title("Translate" if inputs.spec.task == "translate" else "Generate")
 st.caption(f"Model: {inputs.spec.title}. Change the model, the sentence or the decoding in the sidebar.")
 
 tr = run_or_explain(cache.run_translation, *inputs.args())
@@ -48,7 +48,7 @@ with st.expander("Raw tokens (what the tokenizers produced; ▁ marks the start 
     st.markdown("**Source:** " + " ".join(f"`{t}`" for t in tr.src_tokens))
     st.markdown("**Output:** " + " ".join(f"`{t}`" for t in tr.tgt_tokens))
 
-counts = cache.read_json(str(inputs.spec.path / "training_counts.json"))
+counts = cache.read_json(str(inputs.spec.path / "training_counts.json")) if inputs.spec.kind == "checkpoint" else None
 if counts:
     st.subheader("How often the model saw each source token in training")
     st.caption(

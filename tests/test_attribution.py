@@ -78,7 +78,7 @@ def tr(lm):
     return translate(lm, "我爱你。", Decoding(max_new_tokens=5))
 
 
-def reference_forward(lm: LanternModel, tr, step: int):  # noqa: ANN201
+def reference_forward(lm: LanternModel, tr, step: int):
     """Plain Captum forward: log p of the chosen token at one step, for a batch Captum expands."""
     token, s = tr.tgt_ids[step], len(tr.src_ids)
 
@@ -107,7 +107,7 @@ def layers(lm: LanternModel) -> list[torch.nn.Module]:
     return [lm.source_embedding(), lm.target_embedding()] if lm.is_seq2seq() else [lm.source_embedding()]
 
 
-def split(lm: LanternModel, tr, attrs) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def split(lm: LanternModel, tr, attrs) -> tuple[torch.Tensor, torch.Tensor]:
     """Captum's per-layer outputs -> (source part [S, ...], target-prefix part [P, ...])."""
     if lm.is_seq2seq():
         return attrs[0][0], attrs[1][0]

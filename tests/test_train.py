@@ -65,7 +65,7 @@ def test_cli_trains_a_few_steps_and_exports_a_loadable_checkpoint(use_data_root,
     scores = json.loads((ck / "scores.json").read_text())
     assert "CC-BY 2.0 FR" in card and "Split:" in card and scores["test"]["bleu_signature"] in card
     monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
-    assert [s.name for s in list_models()] == ["ck"]
+    assert [s.name for s in list_models() if s.kind == "checkpoint"] == ["ck"]
 
 
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(use_data_root, tmp_path):

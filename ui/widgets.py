@@ -13,31 +13,32 @@ import streamlit as st
 from explain.aggregate import AGGREGATIONS
 from explain.attribution import METHODS
 from explain.types import Translation
-from models.adapter import InputError
-from models.registry import ModelSpec, checkpoint_roots
+from models.adapter import Decoding, InputError
+from models.pretrained import PretrainedModelError
+from models.registry import ModelSpec, checkpoint_roots, pretrained_spec
 from ui import cache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SHARED_KEYS = ("model", "src", "decoding", "beams", "max_new")
+SHARED_KEYS = ("model", "src", "decoding", "beams", "max_new", "temperature", "top_p", "seed", "extra_models")
 MAX_INPUT_CHARS = 5000  # the text box refuses more; the model then reads its own token limit
+DECODINGS = ("greedy", "beam search", "sampling")
 
 
 @dataclass(frozen=True)
 class Inputs:
     spec: ModelSpec
     text: str
-    num_beams: int
-    max_new_tokens: int
+    decoding: Decoding
 
     @property
     def model(self) -> str:
         return self.spec.name
 
-    def args(self) -> tuple[str, str, int, int]:
+    def args(self) -> tuple[ModelSpec, str, Decoding]:
         """Arguments of the cached runs in ``ui.cache``."""
-        return (self.model, self.text, self.num_beams, self.max_new_tokens)
+        return (self.spec, self.text, self.decoding)
 
 
 def keep_shared_state() -> None:
@@ -47,52 +48,99 @@ def keep_shared_state() -> None:
             st.session_state[key] = st.session_state[key]
 
 
+def _specs() -> dict[str, ModelSpec]:
+    specs = [*cache.available_models(), *st.session_state.get("extra_models", [])]
+    return {s.name: s for s in specs}
+
+
 def _on_model_change() -> None:
     """Swap in the new model's example sentence unless the user typed their own."""
-    specs = {s.name: s for s in cache.available_models()}
-    new = specs.get(st.session_state.get("model"))
+    new = _specs().get(st.session_state.get("model"))
     if new and st.session_state.get("src", "").strip() in ("", st.session_state.get("_example")):
         st.session_state["src"] = new.example
     if new:
         st.session_state["_example"] = new.example
 
 
+def _load_another_model() -> None:
+    """Sidebar form: load a pretrained model by hub id or folder for this session."""
+    with st.expander("Load another model"):
+        st.text_input(
+            "Hugging Face hub id or model folder",
+            key="model.add",
+            placeholder="Helsinki-NLP/opus-mt-zh-en",
+            help="Read from the local Hugging Face cache "
+            "or a folder under the model roots; weights only from safetensors, no remote code.",
+        )
+        if st.button("Load", key="model.load"):
+            try:
+                spec = pretrained_spec(st.session_state.get("model.add", ""))
+                cache.get_model(spec)
+            except PretrainedModelError as err:
+                st.error(str(err))
+                return
+            extra = [s for s in st.session_state.get("extra_models", []) if s.name != spec.name]
+            st.session_state["extra_models"] = [*extra, spec]
+            st.session_state["model"] = spec.name
+            _on_model_change()
+            st.rerun()
+
+
 def sidebar_inputs() -> Inputs:
     """Model, source text and decoding in the sidebar; stops the page when no model exists."""
-    specs = cache.available_models()
-    if not specs:
+    by_name = _specs()
+    if not by_name:
         roots = ", ".join(str(r) for r in checkpoint_roots())
         st.error(
             f"No model checkpoints found under {roots}. Train one: `python -m models.train configs/lstm_zh_en.toml`."
         )
         st.stop()
-    by_name = {s.name: s for s in specs}
     state = st.session_state
     if state.get("model") not in by_name:
-        state["model"] = specs[0].name
+        state["model"] = next(iter(by_name))
     spec = by_name[state["model"]]
-    state.setdefault("src", spec.example)
-    state.setdefault("_example", spec.example)
-    state.setdefault("decoding", "greedy")
-    state.setdefault("beams", 5)
-    state.setdefault("max_new", 64)
+    for key, value in (
+        ("src", spec.example),
+        ("_example", spec.example),
+        ("decoding", "greedy"),
+        ("beams", 5),
+        ("max_new", 64),
+        ("temperature", 0.7),
+        ("top_p", 0.9),
+        ("seed", 0),
+    ):
+        state.setdefault(key, value)
     with st.sidebar:
         st.selectbox(
             "Model", list(by_name), key="model", format_func=lambda n: by_name[n].title, on_change=_on_model_change
         )
+        _load_another_model()
+        label = "Prompt" if spec.task == "generate" else "Source text"
         st.text_area(
-            "Source text",
+            label,
             key="src",
             height=110,
             max_chars=MAX_INPUT_CHARS,
             help="Any text; it is normalised (NFKC, invisible characters removed) before the model reads it.",
         )
-        st.radio("Decoding", ["greedy", "beam search"], key="decoding", horizontal=True)
+        st.radio("Decoding", DECODINGS, key="decoding", horizontal=True)
         if state["decoding"] == "beam search":
             st.slider("Beam size", 2, 10, key="beams")
+        if state["decoding"] == "sampling":
+            st.slider("Temperature", 0.1, 2.0, step=0.05, key="temperature")
+            st.slider("Top-p", 0.05, 1.0, step=0.05, key="top_p")
+            st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="seed")
         st.number_input("Max output tokens", min_value=1, max_value=256, key="max_new")
-    beams = state["beams"] if state["decoding"] == "beam search" else 1
-    return Inputs(spec, state["src"], int(beams), int(state["max_new"]))
+    choice = state["decoding"]
+    decoding = Decoding(
+        num_beams=int(state["beams"]) if choice == "beam search" else 1,
+        max_new_tokens=int(state["max_new"]),
+        do_sample=choice == "sampling",
+        temperature=float(state["temperature"]) if choice == "sampling" else 1.0,
+        top_p=float(state["top_p"]) if choice == "sampling" else 1.0,
+        seed=int(state["seed"]) if choice == "sampling" else 0,
+    )
+    return Inputs(spec, state["src"], decoding)
 
 
 def run_or_explain(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -151,23 +199,38 @@ class AttributionControls:
     compare: str | None  # a second method shown side by side
     word_agg: str | None  # None: tokens; else merge subwords into words with this aggregation
     figure_format: str
+    baseline: str = "pad"
 
     def args(self, method: str | None = None) -> tuple:
         """Arguments of ``ui.cache.run_attribution`` after the input arguments."""
-        return (method or self.method, self.target, self.contrast_step, self.contrast_token, self.contrast_text,
-                self.with_prefix, self.n_steps, self.n_samples)  # fmt: skip
+        return (
+            method or self.method,
+            self.target,
+            self.contrast_step,
+            self.contrast_token,
+            self.contrast_text,
+            self.with_prefix,
+            self.n_steps,
+            self.n_samples,
+            self.baseline,
+        )
 
     @property
     def figure_config(self) -> dict:
         return {"toImageButtonOptions": {"format": self.figure_format, "filename": f"lantern-{self.method}"}}
 
 
-def attribution_controls(translation: Translation) -> AttributionControls:
-    """Method, target, granularity and settings of the Attributions page."""
+def attribution_controls(translation: Translation, decoder_only: bool = False) -> AttributionControls:
+    """Method, target, granularity and settings of the Attributions page.
+
+    Decoder-only models default to the ``<unk>`` baseline: they normalise first (RMSNorm/LayerNorm),
+    which makes an all-zero padding baseline degenerate for path methods.
+    """
     ids = list(METHODS)
     c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Method", ids, index=ids.index("input_x_gradient"), key="attr.method",
-                          format_func=lambda m: METHODS[m].title)  # fmt: skip
+    method = c1.selectbox(
+        "Method", ids, index=ids.index("input_x_gradient"), key="attr.method", format_func=lambda m: METHODS[m].title
+    )
     c1.caption(METHODS[method].description)
     target = c2.radio("What is explained", list(TARGET_LABELS), format_func=TARGET_LABELS.get, key="attr.target")
     granularity = c3.radio("Granularity", ["tokens", "words"], horizontal=True, key="attr.granularity")
@@ -177,15 +240,23 @@ def attribution_controls(translation: Translation) -> AttributionControls:
         mode = c2.radio("Alternative", ["one token", "a whole output"], horizontal=True, key="attr.contrast_mode")
         if mode == "one token":
             tokens = translation.tgt_tokens
-            step = c2.selectbox("At output token", range(len(tokens)), key="attr.contrast_step",
-                                format_func=lambda t: f"{t}: {tokens[t]}")  # fmt: skip
+            step = c2.selectbox(
+                "At output token",
+                range(len(tokens)),
+                key="attr.contrast_step",
+                format_func=lambda t: f"{t}: {tokens[t]}",
+            )
             step = min(step, len(tokens) - 1)
             options = [a for a in translation.alt_tokens[step] if a != tokens[step]]
-            token = c2.selectbox("Rather than", options, key="attr.contrast_token",
-                                 help="The model's runners-up at that step.")  # fmt: skip
+            token = c2.selectbox(
+                "Rather than", options, key="attr.contrast_token", help="The model's runners-up at that step."
+            )
         else:
-            text = c2.text_input("Rather than this output", key="attr.contrast_text",
-                                 help="Compared token by token, each after the model's own prefix.")  # fmt: skip
+            text = c2.text_input(
+                "Rather than this output",
+                key="attr.contrast_text",
+                help="Compared token by token, each after the model's own prefix.",
+            )
             if not text.strip():
                 st.info("Type the alternative output to contrast with.")
                 st.stop()
@@ -196,8 +267,19 @@ def attribution_controls(translation: Translation) -> AttributionControls:
         )
         n_steps = st.slider("Integration steps (integrated gradients)", 4, 128, 32, key="attr.steps")
         n_samples = st.slider("Samples (Gradient SHAP, Shapley, LIME)", 4, 200, 25, key="attr.samples")
-        compare = st.selectbox("Compare with", others, key="attr.compare",
-                               format_func=lambda m: METHODS[m].title if m else "(nothing)")  # fmt: skip
+        compare = st.selectbox(
+            "Compare with", others, key="attr.compare", format_func=lambda m: METHODS[m].title if m else "(nothing)"
+        )
+        baselines = ["unk", "pad"] if decoder_only else ["pad", "unk"]
+        baseline = st.radio(
+            "Baseline (what a token is replaced with)",
+            baselines,
+            horizontal=True,
+            key="attr.baseline",
+            format_func={"pad": "padding", "unk": "<unk> token"}.get,
+            help="Path and perturbation methods compare the input with this baseline.",
+        )
         fmt = st.radio("Chart download format", ["png", "svg"], horizontal=True, key="attr.figfmt")
-    return AttributionControls(method, target, step, token, text, with_prefix, n_steps, n_samples,
-                               compare or None, word_agg, fmt)  # fmt: skip
+    return AttributionControls(
+        method, target, step, token, text, with_prefix, n_steps, n_samples, compare or None, word_agg, fmt, baseline
+    )

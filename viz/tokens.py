@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 WORD_START = ("▁", "Ġ")  # SentencePiece / Metaspace, byte-level BPE
 SPACE_TOKENS = {"▁": "␣", "Ġ": "␣"}
+VISIBLE = {"\n": "⏎", "\t": "⇥", "\r": "␍"}
 
 
 def prettify_token(token: str) -> str:
@@ -17,16 +18,13 @@ def prettify_token(token: str) -> str:
         token = token[1:]
     elif token.startswith("##"):
         token = token[2:]
-    out = "".join(
-        f"U+{ord(ch):04X}" if unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") else ch for ch in token
-    )
+    out = "".join(VISIBLE.get(ch) or _visible(ch) for ch in token)
     return out or "␣"
+
+
+def _visible(ch: str) -> str:
+    return f"U+{ord(ch):04X}" if unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") else ch
 
 
 def prettify_tokens(tokens: Sequence[str]) -> list[str]:
     return [prettify_token(t) for t in tokens]
-
-
-def indexed_labels(tokens: Sequence[str]) -> list[str]:
-    """Unique axis labels: plotly merges repeated categories, so prefix each with its position."""
-    return [f"{i}:{t}" for i, t in enumerate(prettify_tokens(tokens))]

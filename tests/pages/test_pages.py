@@ -82,7 +82,10 @@ def test_unknown_characters_and_truncation_are_shown(app_env):
 
 
 def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
+    import models.registry
+
     monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(models.registry, "smollm2_available", lambda: False)
     at = open_page("pages/translate.py")
     assert not at.exception
     assert any("No model checkpoints" in e.value for e in at.error)
