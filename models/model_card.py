@@ -45,6 +45,30 @@ def _machine() -> str:
     return f"CPU ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
+MODEL_KEYS = {  # the [model] keys each architecture uses
+    "lstm": (
+        "embed_dim",
+        "hidden_size",
+        "encoder_layers",
+        "decoder_layers",
+        "attention_dim",
+        "dropout",
+        "max_source_tokens",
+    ),
+    "transformer": (
+        "embed_dim",
+        "encoder_layers",
+        "decoder_layers",
+        "heads",
+        "ffn_dim",
+        "dropout",
+        "attention_dropout",
+        "activation_dropout",
+        "max_source_tokens",
+    ),
+}
+
+
 def _table(rows: dict[str, Any]) -> str:
     lines = ["| key | value |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in rows.items()]
@@ -114,7 +138,7 @@ def write_model_card(
         + "\nChosen by `python -m bench.tokenizers` (see the README).\n",
         "## Model\n",
         f"{n_params:,} parameters; `model.safetensors` {size_mb:.1f} MB (fp16; load as fp32).\n",
-        _table(cfg.as_dict()["model"]),
+        _table({k: v for k, v in cfg.as_dict()["model"].items() if k in MODEL_KEYS[cfg.model.architecture]}),
         "\n## Training\n",
         f"- {state['step']} steps, {state['epoch']} full epochs, stopped by `{info['stop_reason']}`; "
         f"best validation BLEU {state['best_bleu']:.2f} at step {state['best_step']} "

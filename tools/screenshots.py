@@ -9,9 +9,10 @@ from tools.browser import REPO, browser_page, open_page, running_app
 # (sidebar link, file name, what must be on screen before the shot)
 SHOTS = [
     ("Home", "home", "text=Models"),
-    ("Translate", "translate", "[data-testid='stDataFrame']"),
-    ("Attention", "attention", ".js-plotly-plot"),
-    ("Training", "training", ".js-plotly-plot"),
+    ("Translate", "translate", "text=How often the model saw each source token"),
+    ("Attention", "attention", "text=Strongest link of each output token"),
+    ("Attributions", "attributions", "text=What produced"),
+    ("Training", "training", "text=Model card"),
 ]
 
 
@@ -23,6 +24,7 @@ def main(out: Path = REPO / "docs") -> None:
         for link, name, ready in SHOTS:
             open_page(page, link)
             page.locator(ready).first.wait_for()
+            page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")  # the run has finished
             page.wait_for_timeout(1500)  # let plotly finish drawing
             page.screenshot(path=str(out / f"{name}.png"))
             print(out / f"{name}.png")
