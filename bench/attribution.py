@@ -14,6 +14,8 @@ fp32 matmul peak.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import time
@@ -28,7 +30,7 @@ from explain.attribution import attribute
 from explain.translate import translate
 from explain.types import Translation
 from models.adapter import Decoding, LanternModel
-from models.data import load_splits
+from models.data import load_multi30k, load_splits
 from models.registry import get_spec, load_model
 
 INSEQ_METHODS = {
@@ -60,15 +62,23 @@ def matmul_peak(n: int = 2048, seconds: float = 2.0) -> float:
 
 
 def pick_sentences(lm: LanternModel, n: int, lo: int = 15, hi: int = 20) -> list[Translation]:
-    spec = get_spec(lm.name)
-    import json
+    """Test-split sources of lo..hi tokens and the model's greedy outputs.
 
-    meta = json.loads((spec.path / "lantern.json").read_text())
-    splits = load_splits(meta["corpus"], spec.src_lang, spec.tgt_lang)
+    Decoder-only models get Multi30k test2016 English captions as plain prompts (no chat template,
+    as Inseq takes them) and continue them for at most 16 tokens.
+    """
+    spec = get_spec(lm.name)
+    if spec.task == "generate":
+        texts = [p.src for p in load_multi30k("test")]
+        decoding = Decoding(max_new_tokens=16)
+    else:
+        meta = json.loads((spec.path / "lantern.json").read_text())
+        texts = [p.src for p in load_splits(meta["corpus"], spec.src_lang, spec.tgt_lang).test]
+        decoding = Decoding()
     out = []
-    for pair in splits.test:
-        if lo <= len(lm.encode_source(pair.src).ids) <= hi:
-            out.append(translate(lm, pair.src, Decoding()))
+    for text in texts:
+        if lo <= len(lm.encode_source(text).ids) <= hi:
+            out.append(translate(lm, text, decoding))
         if len(out) == n:
             break
     return out
@@ -81,6 +91,8 @@ def lantern(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> tup
 
 def captum_loop(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """One Captum call per output token, as its documentation shows for encoder-decoders."""
+    if not lm.is_seq2seq():
+        return captum_loop_causal(lm, tr, method, n_steps)
     start = lm.model.config.decoder_start_token_id
     src = torch.tensor([tr.src_ids])
     dec = torch.tensor([[start, *tr.tgt_ids[:-1]]])
@@ -115,6 +127,33 @@ def captum_loop(lm: LanternModel, tr: Translation, method: str, n_steps: int) ->
         rows_src.append(a.detach())
         rows_dec.append(b.detach())
     return torch.stack(rows_src).numpy(), torch.tril(torch.stack(rows_dec)).numpy()
+
+
+def captum_loop_causal(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same for a decoder-only model: one embedding layer over prompt + generated prefix."""
+    s = len(tr.src_ids)
+    ids = torch.tensor([[*tr.src_ids, *tr.tgt_ids[:-1]]])
+    unk = torch.full_like(ids, lm.src_tokenizer.unk_token_id)
+    layer = lm.source_embedding()
+    rows = []
+    for t, token in enumerate(tr.tgt_ids):
+
+        def fwd(x: torch.Tensor, t: int = t, token: int = token) -> torch.Tensor:
+            return lm.model(input_ids=x, attention_mask=torch.ones_like(x)).logits.softmax(-1)[:, s - 1 + t, token]
+
+        if method == "integrated_gradients":
+            a = LayerIntegratedGradients(fwd, layer).attribute(ids, baselines=unk, n_steps=n_steps)[0].sum(-1)
+        elif method == "input_x_gradient":
+            a = LayerGradientXActivation(fwd, layer).attribute(ids)[0].sum(-1)
+        else:
+            with torch.no_grad():
+                emb = layer(unk)
+            a = LayerFeatureAblation(fwd, layer).attribute(
+                ids, layer_baselines=emb, layer_mask=torch.arange(ids.shape[1])[None, :, None]
+            )[0, :, 0]
+        rows.append(a.detach())
+    full = torch.stack(rows)
+    return full[:, :s].numpy(), torch.tril(full[:, s:], diagonal=-1).numpy()
 
 
 def inseq_runner(lm: LanternModel, method: str) -> Callable[[Translation, int], tuple[np.ndarray, np.ndarray]]:
@@ -214,6 +253,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     lm = load_model(args.model)
+    if lm.chat:  # Inseq attributes plain prompts; compare like with like
+        lm = dataclasses.replace(lm, chat=False)
     sentences = pick_sentences(lm, args.sentences)
     peak = matmul_peak()
     print(

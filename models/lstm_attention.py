@@ -125,15 +125,25 @@ class LstmEncoder(nn.Module):
             dropout=config.dropout if config.encoder_layers > 1 else 0.0,
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
-        """input_ids [B, S] -> last_hidden_state [B, S, hidden]."""
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        """input_ids [B, S] (or inputs_embeds [B, S, E]) -> last_hidden_state [B, S, hidden]."""
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("pass input_ids or inputs_embeds")
+            inputs_embeds = self.embed_tokens(input_ids)
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+            attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
         lengths = _lengths(attention_mask)
-        embeds = self.dropout(self.embed_tokens(input_ids))
+        embeds = self.dropout(inputs_embeds)
         packed = nn.utils.rnn.pack_padded_sequence(embeds, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=embeds.shape[1])
         return BaseModelOutput(last_hidden_state=self.dropout(out))
 
 
@@ -168,11 +178,11 @@ class LstmDecoder(nn.Module):
         return h0, torch.zeros_like(h0)
 
     def forward(
-        self, decoder_input_ids: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor
+        self, embeds: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """decoder_input_ids [B, T], enc [B, S, h], src_mask [B, S] -> logits [B, T, V], alphas [B, T, S]."""
+        """Decoder-input embeds [B, T, E], enc [B, S, h], src_mask [B, S] -> logits [B, T, V], alphas [B, T, S]."""
         state = self.initial_state(enc, _lengths(src_mask))
-        out, _ = self.lstm(self.dropout(self.embed_tokens(decoder_input_ids)), state)
+        out, _ = self.lstm(self.dropout(embeds), state)
         context, alphas = self.attention(out, enc, src_mask)
         attentional = self.dropout(torch.tanh(self.combine(torch.cat([out, context], -1))))
         logits = F.linear(attentional, self.embed_tokens.weight, self.output_bias)
@@ -239,25 +249,32 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
         labels: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         """Teacher-forced pass: logits [B, T, V]; cross_attentions ([B, 1, T, S],) if asked."""
         if attention_mask is None:
-            if input_ids is None:
+            if input_ids is not None:
+                attention_mask = input_ids.ne(self.config.pad_token_id).long()
+            elif inputs_embeds is not None:
+                attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+            else:
                 raise ValueError("pass attention_mask with encoder_outputs")
-            attention_mask = input_ids.ne(self.config.pad_token_id).long()
         if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids, attention_mask)
+            encoder_outputs = self.encoder(input_ids, attention_mask, inputs_embeds=inputs_embeds)
         elif isinstance(encoder_outputs, tuple):
             encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
-        if decoder_input_ids is None:
-            if labels is None:
-                raise ValueError("pass decoder_input_ids or labels")
-            decoder_input_ids = shift_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+        if decoder_inputs_embeds is None:
+            if decoder_input_ids is None:
+                if labels is None:
+                    raise ValueError("pass decoder_input_ids, decoder_inputs_embeds or labels")
+                decoder_input_ids = shift_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+            decoder_inputs_embeds = self.decoder.embed_tokens(decoder_input_ids)
         enc = encoder_outputs.last_hidden_state
-        logits, alphas = self.decoder(decoder_input_ids, enc, attention_mask)
+        logits, alphas = self.decoder(decoder_inputs_embeds, enc, attention_mask)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)

@@ -107,3 +107,14 @@ def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(tokenizers):
     beam = model.generate(num_beams=4, early_stopping=True, **kw)[0].tolist()
     strip = lambda s: s[: s.index(2) + 1] if 2 in s else s  # noqa: E731
     assert score(strip(beam)) >= score(strip(greedy)) - 1e-4
+
+
+def test_inputs_embeds_give_the_same_logits_as_ids(tiny_lstm, tokenizers):
+    b = batch(tokenizers)
+    by_ids = tiny_lstm(**b).logits
+    by_embeds = tiny_lstm(
+        inputs_embeds=tiny_lstm.get_encoder().embed_tokens(b["input_ids"]),
+        attention_mask=b["attention_mask"],
+        decoder_inputs_embeds=tiny_lstm.get_decoder().embed_tokens(b["decoder_input_ids"]),
+    ).logits
+    assert torch.equal(by_ids, by_embeds)
