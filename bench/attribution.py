@@ -7,8 +7,9 @@ Same model, sentences (test-split sources of 15-20 tokens), fixed outputs (the m
 translations), method and steps. All three explain the probability of each output token with
 <unk> baselines (Inseq's conventions, so the numbers can be compared; Inseq's occlusion reports
 absolute values, so those are compared in absolute value). Prints one table: seconds per sentence,
-speed-ups, the largest difference from Inseq, and Lantern's FLOPs against the machine's measured
-fp32 matmul peak.
+speed-ups, the largest differences from Inseq and from the Captum loop, and the model FLOPs of
+Lantern's run (forward FLOPs of each pass it makes, × 3 with a backward pass) against the machine's
+measured fp32 matmul peak.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import torch
 from captum.attr import LayerFeatureAblation, LayerGradientXActivation, LayerIntegratedGradients
 from torch.utils.flop_counter import FlopCounterMode
 
-from explain.attribution import attribute
+from explain.attribution import attribute, forward_passes
+from explain.gradients import MIN_GROUP
 from explain.translate import translate
 from explain.types import Translation
 from models.adapter import Decoding, LanternModel
@@ -159,8 +161,7 @@ def captum_loop_causal(lm: LanternModel, tr: Translation, method: str, n_steps: 
 def inseq_runner(lm: LanternModel, method: str) -> Callable[[Translation, int], tuple[np.ndarray, np.ndarray]]:
     import inseq
 
-    tokenizer = lm.src_tokenizer if lm.src_tokenizer is lm.tgt_tokenizer else PairTokenizer.wrap(lm)
-    model = inseq.load_model(lm.model, INSEQ_METHODS[method], tokenizer=tokenizer)
+    model = inseq.load_model(lm.model, INSEQ_METHODS[method], tokenizer=lm.src_tokenizer)
 
     def run(tr: Translation, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
         kw = {"n_steps": n_steps} if method == "integrated_gradients" else {}
@@ -182,39 +183,11 @@ def inseq_runner(lm: LanternModel, method: str) -> Callable[[Translation, int], 
     return run
 
 
-class PairTokenizer:
-    """Benchmark-only: Inseq takes one tokenizer, Lantern's zh->en models have one per side."""
+def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None) -> float:
+    """FLOPs of one teacher-forced forward pass scoring the first ``steps`` output tokens.
 
-    @staticmethod
-    def wrap(lm: LanternModel):
-        src_tok, tgt_tok = lm.src_tokenizer, lm.tgt_tokenizer
-        cls = type(src_tok)
-
-        class Pair(cls):  # type: ignore[misc, valid-type]
-            def __call__(self, text=None, text_target=None, **kw):
-                return (
-                    tgt_tok(text_target, **kw)
-                    if text is None and text_target is not None
-                    else super().__call__(text, **kw)
-                )
-
-            def batch_decode(self, *a, **kw):
-                return tgt_tok.batch_decode(*a, **kw)
-
-        pair = Pair(
-            tokenizer_object=src_tok.backend_tokenizer,
-            pad_token="<pad>",
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-        )
-        return pair
-
-
-def count_gflop(lm: LanternModel, fn: Callable[[], object]) -> float:
-    """FLOPs of ``fn`` from torch's FlopCounterMode, plus nn.LSTM, which it does not count.
-
-    LSTM: 2·4·h·(input + h) FLOPs per token, direction and layer forward; backward twice that.
+    nn.LSTM is not in FlopCounterMode's table, so it is added: 2·4·h·(input + h) per token,
+    direction and layer.
     """
     lstm_flops = 0.0
 
@@ -223,19 +196,35 @@ def count_gflop(lm: LanternModel, fn: Callable[[], object]) -> float:
         x = inputs[0]
         tokens = int(x.data.shape[0]) if isinstance(x, torch.nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
         dirs, h = 1 + module.bidirectional, module.hidden_size
-        per_token = sum(
-            2 * 4 * h * ((module.input_size if layer == 0 else h * dirs) + h) for layer in range(module.num_layers)
-        )
-        lstm_flops += per_token * dirs * tokens * (3 if torch.is_grad_enabled() else 1)
+        per_token = sum(2 * 4 * h * ((module.input_size if i == 0 else h * dirs) + h) for i in range(module.num_layers))
+        lstm_flops += per_token * dirs * tokens
 
     hooks = [m.register_forward_hook(on_lstm) for m in lm.model.modules() if isinstance(m, torch.nn.LSTM)]
     try:
-        with FlopCounterMode(display=False) as counter:
-            fn()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            lm.score(list(tr.src_ids), list(tr.tgt_ids[: steps or len(tr.tgt_ids)]))
     finally:
         for h in hooks:
             h.remove()
     return (counter.get_total_flops() + lstm_flops) / 1e9
+
+
+def method_gflop(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> float:
+    """Model FLOPs of one Lantern attribution, following what the engine runs.
+
+    Gradient methods: for each group of steps (``explain.gradients``), copies × forward FLOPs at the
+    group's prefix length, × 3 for the backward pass. Perturbation methods: full-length passes.
+    """
+    t = len(tr.tgt_ids)
+    k = {"integrated_gradients": n_steps, "input_x_gradient": 1, "saliency": 1}.get(method)
+    if k is None:
+        return forward_passes(method, len(tr.src_ids), t, n_steps) * forward_gflop(lm, tr)
+    per_group = max(1, -(-MIN_GROUP // k))
+    total = 0.0
+    for g in range(0, t, per_group):
+        members = range(g, min(t, g + per_group))
+        total += len(members) * k * forward_gflop(lm, tr, steps=max(members) + 1) * 3
+    return total
 
 
 def timed(fn: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
@@ -265,32 +254,46 @@ def main() -> None:
     print(f"machine: {machine()}; measured fp32 matmul peak {peak:.0f} GFLOP/s\n")
     print(
         "| method | Lantern s/sentence | Inseq s/sentence | vs Inseq | Captum loop s/sentence | vs Captum "
-        "| max abs diff vs Inseq | Lantern GFLOP/sentence | % of peak |"
+        "| max abs diff vs Inseq | vs Captum | Lantern GFLOP/sentence | % of peak |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    # Inseq embeds target ids with the input embedding matrix: separate vocabularies are out of its reach.
+    shared_vocab = lm.src_tokenizer is lm.tgt_tokenizer
+    if not shared_vocab:
+        print(
+            "Inseq: n/a. It embeds target tokens with the model's input (source) embeddings, so a model with "
+            "separate source and target vocabularies cannot be attributed by it.\n"
+        )
     for method in args.methods.split(","):
-        inseq_run = inseq_runner(lm, method)
         tools = {
             "lantern": lambda tr, m=method: lantern(lm, tr, m, args.n_steps),
-            "inseq": lambda tr, run=inseq_run: run(tr, args.n_steps),
             "captum": lambda tr, m=method: captum_loop(lm, tr, m, args.n_steps),
         }
+        if shared_vocab:
+            run_inseq = inseq_runner(lm, method)
+            tools["inseq"] = lambda tr, run=run_inseq: run(tr, args.n_steps)
         for fn in tools.values():  # warm-up: first-call overheads are not the steady state
             fn(sentences[0])
         seconds = dict.fromkeys(tools, 0.0)
-        diff = 0.0
+        diff = diff_captum = 0.0
         for tr in sentences:
             outs = {}
             for name, fn in tools.items():
                 s, outs[name] = timed(lambda fn=fn, tr=tr: fn(tr))
                 seconds[name] += s
-            ours = [np.abs(x) for x in outs["lantern"]] if method == "occlusion" else outs["lantern"]
-            diff = max(diff, *(float(np.abs(a - b).max()) for a, b in zip(ours, outs["inseq"], strict=True)))
-        gflop = sum(count_gflop(lm, lambda tr=tr, m=method: lantern(lm, tr, m, args.n_steps)) for tr in sentences)
+            if "inseq" in outs:
+                ours = [np.abs(x) for x in outs["lantern"]] if method == "occlusion" else outs["lantern"]
+                diff = max(diff, *(float(np.abs(a - b).max()) for a, b in zip(ours, outs["inseq"], strict=True)))
+            diff_captum = max(
+                diff_captum, *(float(np.abs(a - b).max()) for a, b in zip(outs["lantern"], outs["captum"], strict=True))
+            )
+        gflop = sum(method_gflop(lm, tr, method, args.n_steps) for tr in sentences)
         n = len(sentences)
-        lan, ins, cap = (seconds[k] / n for k in ("lantern", "inseq", "captum"))
+        lan, cap = seconds["lantern"] / n, seconds["captum"] / n
+        inseq = f"{seconds['inseq'] / n:.3f} | {seconds['inseq'] / n / lan:.1f}×" if "inseq" in seconds else "n/a | n/a"
+        vs_inseq = f"{diff:.1e}" if "inseq" in seconds else "n/a"
         print(
-            f"| {method} | {lan:.3f} | {ins:.3f} | {ins / lan:.1f}× | {cap:.3f} | {cap / lan:.1f}× | {diff:.1e} "
+            f"| {method} | {lan:.3f} | {inseq} | {cap:.3f} | {cap / lan:.1f}× | {vs_inseq} | {diff_captum:.1e} "
             f"| {gflop / n:.2f} | {100 * gflop / seconds['lantern'] / peak:.0f}% |"
         )
 

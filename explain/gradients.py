@@ -17,7 +17,7 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 
 from explain.objective import Objective
 
-MAX_BATCH_TOKENS = 60_000  # copies × (source + target) tokens per chunk: bounds memory on small machines
+MIN_GROUP = 64  # copies per forward pass below which shorter prefixes stop paying for the extra calls
 
 
 @dataclass(frozen=True)
@@ -71,17 +71,28 @@ def path_attributions(
         m_src, m_dec = x_src, x_dec
     else:
         m_src, m_dec = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
-    step = torch.tensor(rows).repeat_interleave(k)
-    g_src, g_dec = torch.empty_like(points_src), torch.empty_like(points_dec)
-    chunk = max(1, MAX_BATCH_TOKENS // (s + t))
-    for i in range(0, r * k, chunk):
-        a = points_src[i : i + chunk].detach().requires_grad_(True)
-        b = points_dec[i : i + chunk].detach().requires_grad_(True)
-        with torch.enable_grad():
-            picked = obj(a, b)[torch.arange(len(a)), step[i : i + chunk]]
-            g_src[i : i + chunk], g_dec[i : i + chunk] = torch.autograd.grad(picked.sum(), (a, b))
-        if progress:
-            progress(min(1.0, (i + chunk) / (r * k)))
+    g_src, g_dec = torch.zeros_like(points_src), torch.zeros_like(points_dec)
+    # Step t reads decoder inputs up to t only: group rows by step and cut the prefix to what the group
+    # needs (about half the decoder's work), with groups of >= MIN_GROUP copies so calls stay large.
+    order = sorted(range(r), key=lambda i: rows[i])
+    per_group = max(1, -(-MIN_GROUP // k))
+    done = 0
+    for g in range(0, r, per_group):
+        members = order[g : g + per_group]
+        prefix = obj.prefix_length(max(rows[i] for i in members) + 1)
+        copies = torch.tensor([i * k + j for i in members for j in range(k)])
+        step = torch.tensor([rows[i] for i in members]).repeat_interleave(k)
+        chunk = max(1, obj.tokens_per_chunk(backward=True) // (s + prefix))
+        for c in range(0, len(copies), chunk):
+            idx = copies[c : c + chunk]
+            a = points_src[idx].detach().requires_grad_(True)
+            b = points_dec[idx, :prefix].detach().requires_grad_(True)
+            with torch.enable_grad():
+                picked = obj(a, b)[torch.arange(len(idx)), step[c : c + chunk]]
+                g_src[idx], g_dec[idx, :prefix] = torch.autograd.grad(picked.sum(), (a, b))
+            done += len(idx)
+            if progress:
+                progress(min(1.0, done / (r * k)))
     w = path.weights.to(g_src)[None, :, None, None]
     attr_src = (g_src.reshape(r, k, s, d) * m_src * w).sum(1)
     attr_dec = (g_dec.reshape(r, k, t, d) * m_dec * w).sum(1)

@@ -13,6 +13,7 @@ the call (the model's lock is held by the caller), and returns one score per gen
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from models.adapter import LanternModel
 
 TARGETS = ("logprob", "prob", "contrast")
+MEMORY_ENV = "LANTERN_ATTRIBUTION_MB"  # activation memory one attribution chunk may use (default 1500 MB)
 BASELINES = ("pad", "unk")  # the token whose embedding stands for "no information"
 
 
@@ -103,15 +105,37 @@ class Objective:
     def n_steps(self) -> int:
         return len(self.tgt_ids)
 
+    def tokens_per_chunk(self, backward: bool) -> int:
+        """How many tokens (copies × sequence length) one batched pass may hold.
+
+        Estimated from the model's width and depth: a backward pass keeps ~6·hidden + 2·ffn floats per token
+        and layer; a forward-only pass frees them as it goes (a quarter is a safe bound).
+        """
+        cfg = self.lm.model.config
+        hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None) or 512
+        layers = getattr(cfg, "num_hidden_layers", None) or (
+            getattr(cfg, "encoder_layers", 1) + getattr(cfg, "decoder_layers", 1)
+        )
+        ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "encoder_ffn_dim", None) or 4 * hidden
+        per_token = 4 * layers * (6 * hidden + 2 * ffn) * (1.0 if backward else 0.25)
+        budget = float(os.environ.get(MEMORY_ENV, "1500")) * 2**20
+        return max(64, int(budget / per_token))
+
     @property
     def n_prefix(self) -> int:
         """Decoder inputs: T for encoder-decoders (start token first), T - 1 for decoder-only models."""
         return len(self.dec_ids)
 
+    def prefix_length(self, steps: int) -> int:
+        """Decoder inputs needed to score the first ``steps`` generated tokens."""
+        return steps if self.lm.is_seq2seq() else steps - 1
+
     def _logprobs(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [B, steps, V] for the first ``steps`` tokens, ``dec`` holding their decoder inputs."""
         b = len(src)
+        dec_ids = self.dec_ids[: dec.shape[1]]
         if not self.lm.is_seq2seq():  # one embedding call over prompt + target prefix
-            ids = torch.cat([self.src_ids, self.dec_ids]).expand(b, -1)
+            ids = torch.cat([self.src_ids, dec_ids]).expand(b, -1)
             with embeddings_replaced(self.src_module, None, torch.cat([src, dec], 1), None):
                 logits = self.lm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
             return logits[:, len(self.src_ids) - 1 :].float().log_softmax(-1)  # [B, T, V]
@@ -119,20 +143,26 @@ class Objective:
             logits = self.lm.model(
                 input_ids=self.src_ids.expand(b, -1),
                 attention_mask=torch.ones(b, len(self.src_ids), dtype=torch.long, device=src.device),
-                decoder_input_ids=self.dec_ids.expand(b, -1),
+                decoder_input_ids=dec_ids.expand(b, -1),
             ).logits
-        return logits.float().log_softmax(-1)  # [B, T, V]
+        return logits.float().log_softmax(-1)  # [B, steps, V]
 
     def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
-        """src [B, S, d], dec [B, T, d] -> scores [B, T] (one per generated step)."""
+        """src [B, S, d], dec [B, P, d] -> scores [B, steps] of the first steps the prefix covers.
+
+        The full prefix scores every step; a shorter one (``prefix_length(k)`` positions) only the first k,
+        which is all a step needs under causal decoding and saves the rest of the decoder's work.
+        """
         logp = self._logprobs(src, dec)
-        chosen = logp.gather(-1, self.tgt_ids.expand(len(src), -1)[..., None])[..., 0]
+        n = logp.shape[1]
+        chosen = logp.gather(-1, self.tgt_ids[:n].expand(len(src), -1)[..., None])[..., 0]
         if self.target == "logprob":
             return chosen
         if self.target == "prob":
             return chosen.exp()
-        alt = logp.gather(-1, self.alt_ids.clamp(min=0).expand(len(src), -1)[..., None])[..., 0]
-        return torch.where(self.alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
+        alt_ids = self.alt_ids[:n]
+        alt = logp.gather(-1, alt_ids.clamp(min=0).expand(len(src), -1)[..., None])[..., 0]
+        return torch.where(alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
 
     @torch.no_grad()
     def step_distribution(self) -> tuple[torch.Tensor, torch.Tensor]:

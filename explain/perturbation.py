@@ -14,8 +14,6 @@ import torch
 
 from explain.objective import Objective
 
-MAX_BATCH_TOKENS = 60_000
-
 
 @torch.no_grad()
 def evaluate_masks(
@@ -24,7 +22,7 @@ def evaluate_masks(
     """masks [N, S (+ T)] of 0/1 -> step scores [N, T]."""
     s, t = len(obj.src_ids), obj.n_prefix
     out = torch.empty(len(masks), obj.n_steps)
-    chunk = max(1, MAX_BATCH_TOKENS // (s + t))
+    chunk = max(1, obj.tokens_per_chunk(backward=False) // (s + t))
     for i in range(0, len(masks), chunk):
         m = masks[i : i + chunk].to(obj.src_embeds)
         src = obj.src_base + m[:, :s, None] * (obj.src_embeds - obj.src_base)

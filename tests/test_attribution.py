@@ -316,6 +316,9 @@ def test_lime_recovers_the_weights_of_a_linear_score():
         def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
             return 0.3 + src[:, :, 0] @ weights.T
 
+        def tokens_per_chunk(self, backward: bool) -> int:
+            return 60  # a few masks per pass, so chunking is exercised too
+
     coef = lime(Linear(), with_prefix=False, n_samples=200, generator=torch.Generator().manual_seed(0), ridge=0.0)
     torch.testing.assert_close(coef, weights, atol=1e-4, rtol=0)
 
@@ -363,3 +366,11 @@ def test_method_list_and_cost_estimate():
     assert all(m.description for m in list_methods())
     assert forward_passes("integrated_gradients", 10, 8, n_steps=32) == 8 * 32 + 2
     assert forward_passes("feature_ablation", 10, 8) == forward_passes("occlusion", 10, 8) == 19
+
+
+def test_small_memory_budget_gives_the_same_scores_in_more_chunks(lm, tr, monkeypatch):
+    full = attribute(lm, tr, "integrated_gradients", n_steps=8)
+    occ = attribute(lm, tr, "occlusion")
+    monkeypatch.setenv("LANTERN_ATTRIBUTION_MB", "0.001")  # the floor: 64 tokens per pass
+    np.testing.assert_allclose(attribute(lm, tr, "integrated_gradients", n_steps=8).scores, full.scores, atol=1e-5)
+    np.testing.assert_allclose(attribute(lm, tr, "occlusion").scores, occ.scores, atol=1e-5)
