@@ -49,6 +49,8 @@ class AttentionMaps:
     cross: np.ndarray | None  # [layers, heads, tgt, src]; rows sum to 1
     encoder_self: np.ndarray | None = None  # [layers, heads, src, src]
     decoder_self: np.ndarray | None = None  # [layers, heads, tgt, tgt]; lower-triangular
+    # decoder-only: [layers, heads, src + tgt - 1, src + tgt - 1] over prompt and prefix
+    prefix_tokens: tuple[str, ...] = ()  # decoder inputs (keys of decoder self-attention)
 
     def __post_init__(self) -> None:
         if self.cross is not None and self.cross.shape[-2:] != (len(self.tgt_tokens), len(self.src_tokens)):

@@ -2,10 +2,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from explain.attention import KIND_LABELS, attention_stack, attention_view
 from ui import cache
-from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
-from viz.heatmaps import attention_heatmap, token_heatmap
+from ui.widgets import attention_controls, input_notes, md_escape, run_or_explain, sidebar_inputs
+from viz.heatmaps import attention_grid, token_heatmap
 from viz.tokens import prettify_tokens
+
+AXES = {
+    "cross": ("source", "output"),
+    "rollout": ("source", "output"),
+    "encoder": ("source (keys)", "source"),
+    "decoder": ("output so far (decoder inputs)", "output"),
+    "causal": ("prompt and output so far", "output"),
+    "causal_rollout": ("prompt and output so far", "output"),
+}
 
 st.title("Attention")
 inputs = sidebar_inputs()
@@ -13,53 +23,47 @@ tr = run_or_explain(cache.run_translation, *inputs.args())
 maps = run_or_explain(cache.run_attention, *inputs.args())
 input_notes(tr)
 st.markdown(f"**Output:** {md_escape(tr.text)}")
+if maps.cross is None and maps.decoder_self is None:
+    st.info("This model returns no attention weights.")
+    st.stop()
+c = attention_controls(maps, inputs.spec)
+x_title, y_title = AXES[c.kind]
 
-stack = maps.cross if maps.cross is not None else maps.decoder_self
-layer, head = 0, 0
-if stack.shape[0] > 1 or stack.shape[1] > 1:
-    c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", range(stack.shape[0]), key="attn.layer")
-    head = c2.selectbox("Head", ["mean", "max", *range(stack.shape[1])], key="attn.head")
-else:
-    st.caption("This model has a single attention (one layer, one head).")
+if c.grid:
+    stack, cols, rows = attention_stack(maps, c.kind)
+    st.plotly_chart(attention_grid(stack, cols, rows, c.grid_layers), key="attn.grid_chart")
+    st.caption(
+        "Each panel is one head of one layer; rows and columns as in the single map. Hover for tokens and weights."
+    )
+    st.stop()
 
-if maps.cross is not None:
-    st.plotly_chart(attention_heatmap(maps, layer=layer, head=head), key="attn.heatmap")
-    st.caption(
-        "Rows: output tokens, top to bottom. Columns: source tokens. Each row sums to 1: it is how the "
-        "decoder spread its attention over the source while producing that row's token. Hover for values."
-    )
-    weights = (
-        maps.cross[layer].mean(0)
-        if head == "mean"
-        else maps.cross[layer].max(0)
-        if head == "max"
-        else maps.cross[layer][int(head)]
-    )
-    columns = maps.src_tokens
-else:  # decoder-only: the rows that predict each generated token, over prompt and earlier output
-    per_head = maps.decoder_self[layer][:, len(maps.src_tokens) - 1 :]
-    weights = per_head.mean(0) if head == "mean" else per_head.max(0) if head == "max" else per_head[int(head)]
-    columns = (*maps.src_tokens, *maps.tgt_tokens[:-1])
-    st.plotly_chart(
-        token_heatmap(weights, columns, maps.tgt_tokens, x_title="prompt and output so far"), key="attn.heatmap"
-    )
-    st.caption(
-        "A decoder-only model has no source to cross-attend to: each row is the causal self-attention of the "
-        "position that predicted that output token, over the prompt and the output before it. Rows sum to 1."
-    )
-src, tgt = prettify_tokens(columns), prettify_tokens(maps.tgt_tokens)
-peak = weights.argmax(1)
-st.subheader("Strongest link of each output token")
-st.dataframe(
-    pd.DataFrame(
-        {
-            "output token": tgt,
-            "looked most at": [src[j] for j in peak],
-            "weight": np.round(weights.max(1), 3),
-            "probability": np.round(tr.probs, 3),
-        }
-    ),
-    hide_index=True,
-    width="stretch",
+weights, cols, rows = attention_view(maps, c.kind, c.layer, c.head, c.words)
+st.plotly_chart(token_heatmap(weights, cols, rows, x_title=x_title, y_title=y_title), key="attn.heatmap")
+st.caption(
+    f"{KIND_LABELS[c.kind].capitalize()}. Each row sums to 1: how the row's position spread its attention over the "
+    "columns. Rollout multiplies the layers' attention (with the residual connection) to trace mixed "
+    "representations back to input tokens. Attention shows where the model looked, not why it chose a word: "
+    "compare with the Attributions page."
 )
+if maps.n_layers == 1 and maps.n_heads == 1:
+    st.caption("This model has a single attention (one layer, one head): the LSTM's additive attention.")
+
+peak = weights.argmax(1)
+src, tgt = prettify_tokens(cols), prettify_tokens(rows)
+st.subheader("Strongest link of each row")
+table = {"row": tgt, "looked most at": [src[j] for j in peak], "weight": np.round(weights.max(1), 3)}
+if len(tgt) == len(tr.tgt_tokens) and c.kind != "encoder":
+    table["probability"] = np.round(tr.probs, 3)
+st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+
+if c.compare is not None:
+    st.subheader("Side by side")
+    left, right = st.columns(2)
+    other_tr = run_or_explain(cache.run_translation, c.compare, inputs.text, inputs.decoding)
+    other_maps = run_or_explain(cache.run_attention, c.compare, inputs.text, inputs.decoding)
+    for col, spec, t, m in ((left, inputs.spec, tr, maps), (right, c.compare, other_tr, other_maps)):
+        kind = "cross" if m.cross is not None else "causal"
+        w, xs, ys = attention_view(m, kind, "mean", "mean", c.words)
+        col.markdown(f"**{md_escape(spec.title)}**  \n{md_escape(t.text)}")
+        col.plotly_chart(token_heatmap(w, xs, ys, x_title=AXES[kind][0], y_title="output"), key=f"attn.cmp.{spec.name}")
+    st.caption("Both maps: mean over layers and heads, one colour scale (0 to 1).")

@@ -11,8 +11,9 @@ from typing import TypeVar
 import streamlit as st
 
 from explain.aggregate import AGGREGATIONS
+from explain.attention import KIND_LABELS, attention_stack, available_kinds
 from explain.attribution import METHODS
-from explain.types import Translation
+from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, InputError
 from models.pretrained import PretrainedModelError
 from models.registry import ModelSpec, checkpoint_roots, pretrained_spec
@@ -283,3 +284,63 @@ def attribution_controls(translation: Translation, decoder_only: bool = False) -
     return AttributionControls(
         method, target, step, token, text, with_prefix, n_steps, n_samples, compare or None, word_agg, fmt, baseline
     )
+
+
+@dataclass(frozen=True)
+class AttentionControls:
+    kind: str
+    layer: int | str
+    head: int | str
+    words: bool
+    grid: bool
+    grid_layers: tuple[int, ...]
+    compare: ModelSpec | None
+
+
+def attention_controls(maps: AttentionMaps, current: ModelSpec) -> AttentionControls:
+    """Kind of attention, layer, head, granularity, view and a model to compare with."""
+    kinds = available_kinds(maps)
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+    kind = c1.selectbox("Attention", kinds, format_func=KIND_LABELS.get, key="attn.kind")
+    stacked = kind not in ("rollout", "causal_rollout")
+    n_layers, n_heads = attention_stack(maps, kind)[0].shape[:2] if stacked else (0, 0)
+    layer = c2.selectbox(
+        "Layer",
+        ["mean", *range(n_layers)],
+        key="attn.layer",
+        disabled=not stacked,
+        help="One layer, or the mean over layers.",
+    )
+    head = c3.selectbox(
+        "Head",
+        ["mean", "max", *range(n_heads)],
+        key="attn.head",
+        disabled=not stacked,
+        help="One head, or the mean / max over the layer's heads.",
+    )
+    words = c4.radio("Granularity", ["tokens", "words"], key="attn.granularity") == "words"
+    grid = (
+        stacked
+        and st.toggle(
+            "All layers × heads (model view)",
+            key="attn.grid",
+            disabled=words,
+            help="Small multiples of every head of every layer, on one colour scale.",
+        )
+        and not words
+    )
+    grid_layers: tuple[int, ...] = ()
+    if grid:
+        if n_layers > 6:
+            lo, hi = st.slider("Layers shown", 0, n_layers - 1, (0, 5), key="attn.grid_layers")
+            grid_layers = tuple(range(lo, hi + 1))
+        else:
+            grid_layers = tuple(range(n_layers))
+    others = {s.name: s for s in _specs().values() if s.name != current.name}
+    name = st.selectbox(
+        "Compare with another model",
+        ["", *others],
+        key="attn.compare",
+        format_func=lambda n: others[n].title if n else "(no comparison)",
+    )
+    return AttentionControls(kind, layer, head, words, grid, grid_layers, others.get(name))

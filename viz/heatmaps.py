@@ -32,9 +32,14 @@ def _axis(labels: list[str], title: str, top: bool = False) -> dict:
 def _trace(weights: np.ndarray, x: list[str], y: list[str], value_name: str, **style: object) -> go.Heatmap:
     hover = [[f"{y[i]} ← {x[j]}<br>{value_name} {weights[i, j]:.3f}" for j in range(len(x))] for i in range(len(y))]
     return go.Heatmap(
-        z=weights, x=list(range(len(x))), y=list(range(len(y))), text=hover, hoverinfo="text",
-        hovertemplate=None, **style,
-    )  # fmt: skip
+        z=weights,
+        x=list(range(len(x))),
+        y=list(range(len(y))),
+        text=hover,
+        hoverinfo="text",
+        hovertemplate=None,
+        **style,
+    )
 
 
 def _height(n_rows: int, n_cols: int) -> int:
@@ -62,9 +67,13 @@ def token_heatmap(
     style = {"zmin": zmin, "zmax": zmax, "colorscale": colorscale, "colorbar": {"title": {"text": value_name}}}
     fig = go.Figure(_trace(weights, x, y, value_name, **style))
     fig.update_layout(
-        title=title or None, xaxis=_axis(x, x_title, top=True), yaxis={**_axis(y, y_title), "autorange": "reversed"},
-        height=_height(len(y), len(x)), margin={"l": 10, "r": 10, "t": 90, "b": 10}, font=FONT,
-    )  # fmt: skip
+        title=title or None,
+        xaxis=_axis(x, x_title, top=True),
+        yaxis={**_axis(y, y_title), "autorange": "reversed"},
+        height=_height(len(y), len(x)),
+        margin={"l": 10, "r": 10, "t": 90, "b": 10},
+        font=FONT,
+    )
     return fig
 
 
@@ -104,7 +113,46 @@ def attribution_heatmap(attr: Attribution, signed: bool = True, title: str = "")
         fig.update_xaxes(**_axis(x, name, top=True), row=1, col=i)
     fig.update_yaxes(**_axis(y, "output"), autorange="reversed", row=1, col=1)
     fig.update_layout(
-        title=title or None, height=_height(len(y), sum(widths)), margin={"l": 10, "r": 10, "t": 90, "b": 10},
+        title=title or None,
+        height=_height(len(y), sum(widths)),
+        margin={"l": 10, "r": 10, "t": 90, "b": 10},
         font=FONT,
-    )  # fmt: skip
+    )
+    return fig
+
+
+def attention_grid(
+    stack: np.ndarray, x_tokens: Sequence[str], y_tokens: Sequence[str], layers: Sequence[int] | None = None
+) -> go.Figure:
+    """Every layer × head of an attention stack [layers, heads, rows, cols] as small multiples.
+
+    One colour scale for all panels (0 to the largest weight shown), so panels compare directly;
+    hover gives the tokens and the weight.
+    """
+    layers = list(range(stack.shape[0])) if layers is None else list(layers)
+    n_heads = stack.shape[1]
+    x, y = _labels(x_tokens), _labels(y_tokens)
+    titles = [f"L{layer} H{h}" for layer in layers for h in range(n_heads)]
+    fig = make_subplots(
+        rows=len(layers),
+        cols=n_heads,
+        subplot_titles=titles,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.04 / max(1, len(layers) / 4),
+    )
+    peak = float(stack[layers].max()) or 1.0
+    for r, layer in enumerate(layers, start=1):
+        for h in range(n_heads):
+            trace = _trace(np.asarray(stack[layer, h], float), x, y, f"L{layer} H{h}", coloraxis="coloraxis")
+            fig.add_trace(trace, r, h + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False, autorange="reversed")
+    side = max(90, min(200, 1100 // n_heads))
+    fig.update_layout(
+        coloraxis={"colorscale": "Blues", "cmin": 0.0, "cmax": peak, "colorbar": {"title": {"text": "weight"}}},
+        height=60 + side * len(layers),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        font=FONT,
+    )
+    fig.update_annotations(font_size=10)
     return fig

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explain.attention import extract_attention
+from explain.attention import KIND_LABELS, extract_attention
 from explain.translate import translate
 from models.adapter import Decoding
 from models.registry import load_model
@@ -18,6 +18,8 @@ PAGES = ["pages/home.py", "pages/translate.py", "pages/attention.py", "pages/tra
 
 
 def open_page(page: str, **state: object) -> AppTest:
+    """Run the app on ``page`` with session state preset (the tiny LSTM unless ``model`` is given)."""
+    state.setdefault("model", "tiny-zh-en")
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in state.items():
         at.session_state[key] = value
@@ -60,7 +62,7 @@ def test_attention_page_draws_the_cross_attention_of_the_translation(app_env):
 
 def test_training_page_plots_each_models_history(app_env):
     at = open_page("pages/training.py")
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # the two checkpoints; pretrained models have no history
 
 
 def test_beam_search_setting_reaches_the_model(app_env):
@@ -85,6 +87,7 @@ def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
     import models.registry
 
     monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
+    monkeypatch.delenv("LANTERN_HUB_MODELS")
     monkeypatch.setattr(models.registry, "smollm2_available", lambda: False)
     at = open_page("pages/translate.py")
     assert not at.exception
@@ -144,3 +147,48 @@ def test_expensive_attribution_waits_for_the_button(app_env):
     assert len(at.get("plotly_chart")) == 0 and at.button(key="attr.run")
     at.button(key="attr.run").click().run()
     assert len(at.get("plotly_chart")) == 3
+
+
+def model_names(app_env) -> dict[str, str]:
+    return {
+        "lstm": "tiny-zh-en",
+        "transformer": "tiny-tf-zh-en",
+        "decoder-only": str(app_env.parent / "models" / "tiny-llama"),
+    }
+
+
+@pytest.mark.parametrize("family", ["lstm", "transformer", "decoder-only"])
+def test_every_attention_view_renders(app_env, family):
+    name = model_names(app_env)[family]
+    text = "I love you." if family == "decoder-only" else "我爱你。"
+    at = open_page("pages/attention.py", model=name, src=text)
+    assert not at.exception, at.exception
+    labels = at.selectbox(key="attn.kind").options  # AppTest shows the formatted labels
+    kinds = [kind for kind, label in KIND_LABELS.items() if label in labels]
+    assert len(kinds) == len(labels) >= 2
+    for kind in kinds:
+        at.selectbox(key="attn.kind").set_value(kind).run()
+        assert not at.exception, (kind, at.exception)
+        assert len(at.get("plotly_chart")) == 1
+        for granularity in ("words", "tokens"):
+            at.radio(key="attn.granularity").set_value(granularity).run()
+            assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.selectbox(key="attn.kind").set_value(kinds[0]).run()
+    at.toggle(key="attn.grid").set_value(True).run()
+    assert not at.exception, at.exception
+    grid = at.get("plotly_chart")[0]
+    n_panels = len(__import__("json").loads(grid.proto.spec)["data"])
+    assert n_panels == (1 if family == "lstm" else 2 * 2)  # layers × heads of the tiny models
+
+
+def test_attention_page_compares_two_models_side_by_side(app_env):
+    at = open_page("pages/attention.py", src="我爱你。", **{"attn.compare": "tiny-tf-zh-en"})
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3  # the map, then one per model
+
+
+def test_generate_page_with_a_decoder_only_model(app_env):
+    at = open_page("pages/translate.py", model=model_names(app_env)["decoder-only"], src="I love", decoding="sampling")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Generate"
+    assert any("sampling" in c.value for c in at.caption)
