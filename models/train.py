@@ -3,6 +3,7 @@
     python -m models.train configs/lstm_zh_en.toml            # train, test, export to checkpoints/
     python -m models.train configs/lstm_zh_en.toml --resume   # continue an interrupted run
     python -m models.train configs/lstm_zh_en.toml --set train.max_steps=50 --set data.limit_train=500
+    torchrun --nproc_per_node=2 -m models.train configs/lstm_zh_en.toml   # data parallel (gloo/NCCL)
 
 The run folder (``runs/<name>/``) holds the tokenizers, ``last/`` (model + optimizer state, for
 ``--resume``), ``best/`` (best validation BLEU) and ``history.json``. At the end the best model is
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from transformers import logging as hf_logging
 
+from models import distributed
 from models.batching import bucket_batches, encode_pairs, iterate
 from models.checkpoint import (
     TRAINING_COUNTS,
@@ -57,12 +59,6 @@ ARCH_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
 
 class TrainingStopped(RuntimeError):
     """Training cannot go on (NaN loss); the last good checkpoint is kept."""
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(cfg: RunConfig, src_vocab: int, tgt_vocab: int) -> PreTrainedModel:
@@ -103,7 +99,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = pick_device(t.device)
+        self.dist, self.device = distributed.setup(t.device)
         self.splits: Splits = load_splits(
             cfg.data.corpus,
             cfg.data.src_lang,
@@ -123,6 +119,9 @@ class Trainer:
             self.splits.train, self.src_tok, self.tgt_tok, cfg.data.max_tokens
         )
         self.model = build_model(cfg, len(self.src_tok), len(self.tgt_tok)).to(self.device)
+        self.net = distributed.wrap(self.model, self.dist, self.device)  # what the training step calls
+        if self.dist.active:  # same initial weights (DDP broadcasts them), different dropout masks per rank
+            torch.manual_seed(t.seed + self.dist.rank)
         params = self.model.parameters()
         if t.optimizer == "adam":
             self.opt: torch.optim.Optimizer = torch.optim.Adam(
@@ -130,7 +129,7 @@ class Trainer:
             )
         else:
             self.opt = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-        self.steps_per_epoch = math.ceil(len(self.train_examples) / t.batch_size)
+        self.steps_per_epoch = math.ceil(len(self.train_examples) / t.batch_size) // self.dist.world
         self.total_steps = t.max_steps or t.max_epochs * self.steps_per_epoch
         self.state: dict[str, Any] = {
             "step": 0,
@@ -154,7 +153,9 @@ class Trainer:
         """Train (or, when resuming, reload) the tokenizers; with ``shared`` one serves both sides."""
         k = self.cfg.tokenizer
         src_dir, tgt_dir = self.run_dir / "source_tokenizer", self.run_dir / "target_tokenizer"
-        if self.last_dir is not None:
+        if not self.dist.main and self.last_dir is None:  # rank 0 trains them; the others read its files
+            distributed.barrier(self.dist)
+        if self.last_dir is not None or not self.dist.main:
             src = load_tokenizer(src_dir)
             return src, src if k.shared else load_tokenizer(tgt_dir)
         train = self.splits.train
@@ -170,6 +171,7 @@ class Trainer:
         save_tokenizer(src, src_dir)
         if not k.shared:
             save_tokenizer(tgt, tgt_dir)
+        distributed.barrier(self.dist)
         return src, tgt
 
     def _restore(self, folder: Path) -> None:
@@ -187,9 +189,13 @@ class Trainer:
         torch.set_rng_state(saved["rng_torch"])
         random.setstate(saved["rng_python"])
         self.state = saved["state"]
+        if self.dist.active and not self.dist.main:
+            torch.manual_seed(self.cfg.train.seed + self.dist.rank + self.state["step"])
         log.info("resumed from %s at step %d", folder, self.state["step"])
 
     def _save_last(self) -> None:
+        if not self.dist.main:
+            return
         with atomic_dir(self.run_dir / "last") as tmp:
             save_model_dir(tmp, self.model, self.src_tok, self.tgt_tok)
             save_trainer_state(
@@ -212,7 +218,7 @@ class Trainer:
     def _loss(self, batch: dict[str, torch.Tensor], smoothing: float) -> tuple[torch.Tensor, int]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"):
-            logits = self.model(
+            logits = self.net(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
                 decoder_input_ids=batch["decoder_input_ids"],
@@ -229,6 +235,8 @@ class Trainer:
             self.stop_reason = "max_steps"
         elif t.max_minutes and (self.state["elapsed_s"] + time.perf_counter() - started) / 60 >= t.max_minutes:
             self.stop_reason = "max_minutes"
+        if distributed.agree(bool(self.stop_reason), self.dist) and not self.stop_reason:
+            self.stop_reason = "stopped by another rank"
         return bool(self.stop_reason)
 
     def fit(self) -> str:
@@ -243,11 +251,14 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
             mininterval=1 if sys.stderr.isatty() else 30,
+            disable=not self.dist.main,
         )
         started, window_loss, window_tokens = time.perf_counter(), 0.0, 0
         try:
             while st["epoch"] < t.max_epochs and not self._should_stop(started):
-                batches = bucket_batches(self.train_examples, t.batch_size, t.seed + st["epoch"])
+                batches = distributed.shard(
+                    bucket_batches(self.train_examples, t.batch_size, t.seed + st["epoch"]), self.dist
+                )
                 for batch in iterate(self.train_examples, batches, self.src_tok.pad_token_id, st["batch_in_epoch"]):
                     lr = lr_at(self.cfg, st["step"] + 1, self.total_steps) * st["plateau_scale"]
                     for group in self.opt.param_groups:
@@ -272,7 +283,7 @@ class Trainer:
                         self._log_train(window_loss / window_tokens, lr, started)
                         bar.set_postfix(loss=f"{window_loss / window_tokens:.3f}", lr=f"{lr:.1e}")
                         window_loss, window_tokens = 0.0, 0
-                    if t.eval_every and st["step"] % t.eval_every == 0 and self._evaluate(started):
+                    if t.eval_every and st["step"] % t.eval_every == 0 and self._evaluate_all(started):
                         self.stop_reason = "early_stopping"
                     if st["step"] % t.save_every == 0:
                         self._save_last()
@@ -281,7 +292,7 @@ class Trainer:
                 else:
                     st["epoch"] += 1
                     st["batch_in_epoch"] = 0
-                    if not t.eval_every and self._evaluate(started):
+                    if not t.eval_every and self._evaluate_all(started):
                         self.stop_reason = "early_stopping"
                     self._save_last()
                 if self.stop_reason:
@@ -294,9 +305,21 @@ class Trainer:
         self.stop_reason = self.stop_reason or "max_epochs"
         st["stop_reason"] = self.stop_reason
         self._save_last()
-        if not (self.run_dir / "best").exists():  # e.g. max_steps before the first evaluation
+        if self.dist.main and not (self.run_dir / "best").exists():  # e.g. max_steps before the first validation
             self._evaluate(time.perf_counter())
+        if self.dist.active:  # each rank records its weights: data parallelism must keep them identical
+            write_json(
+                self.run_dir / f"rank{self.dist.rank}.json",
+                {"rank": self.dist.rank, "step": st["step"], "weights_sha256": distributed.weights_digest(self.model)},
+            )
         return self.stop_reason
+
+    def _evaluate_all(self, started: float) -> bool:
+        """Validate on rank 0; every rank gets its early-stopping decision and learning-rate factor."""
+        stop = self._evaluate(started) if self.dist.main else False
+        stop_f, scale = distributed.from_main([float(stop), self.state["plateau_scale"]], self.dist)
+        self.state["plateau_scale"] = scale
+        return bool(stop_f)
 
     def _log_train(self, loss: float, lr: float, started: float) -> None:
         elapsed = self.state["elapsed_s"] + time.perf_counter() - started
@@ -439,18 +462,29 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.set)
     run_dir = Path(args.run_dir or REPO_ROOT / "runs" / cfg.name)
     trainer = Trainer(cfg, run_dir, resume=args.resume or args.export_only)
+    try:
+        return _run(trainer, args, cfg)
+    finally:
+        distributed.cleanup(trainer.dist)
+
+
+def _run(trainer: Trainer, args: argparse.Namespace, cfg: RunConfig) -> int:
+    main_rank = trainer.dist.main
+    if not main_rank:
+        log.setLevel(logging.WARNING)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     log.info(
-        "%s: %s train pairs (%d dropped as too long), %s params, device %s, %d steps/epoch",
+        "%s: %s train pairs (%d dropped as too long), %s params, device %s, %d steps/epoch%s",
         cfg.name,
         len(trainer.train_examples),
         trainer.dropped,
         f"{n_params:,}",
         trainer.device,
         trainer.steps_per_epoch,
+        f", {trainer.dist.world} ranks" if trainer.dist.active else "",
     )
     if args.export_only:
-        return _export(trainer, args, cfg)
+        return _export(trainer, args, cfg) if main_rank else 0
     try:
         reason = trainer.fit()
     except TrainingStopped as err:
@@ -466,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason == "interrupted":
         log.info("resume with: python -m models.train %s --resume", args.config)
         return 130
-    return _export(trainer, args, cfg)
+    return _export(trainer, args, cfg) if main_rank else 0
 
 
 def _export(trainer: Trainer, args: argparse.Namespace, cfg: RunConfig) -> int:

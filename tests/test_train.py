@@ -145,3 +145,43 @@ def test_cli_trains_a_transformer_that_plain_transformers_loads(use_data_root, t
     )
     assert len(out.cross_attentions) == 2 and out.cross_attentions[0].shape[1] == 2  # layers, heads
     assert "Transformer (Marian architecture)" in (ck / "README.md").read_text()
+
+
+def test_training_runs_unchanged_under_torchrun_and_ranks_keep_identical_weights(use_data_root, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "models.train",
+        "configs/lstm_zh_en.toml",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--export",
+        "none",
+        *TINY,
+        "--set",
+        "train.max_steps=6",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "model.dropout=0.2",
+    ]
+    log = tmp_path / "torchrun.log"
+    with open(log, "w") as f:
+        code = subprocess.run(
+            cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120
+        ).returncode
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    ranks = [json.loads((tmp_path / "run" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["step"] == ranks[1]["step"] == 6
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert (tmp_path / "run" / "last" / "model.safetensors").exists()
+    assert "2 ranks" in output
