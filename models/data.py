@@ -158,6 +158,16 @@ def read_parallel(src_path: Path, tgt_path: Path) -> list[Pair]:
     return [Pair(s, t) for s, t in zip(src_lines, tgt_lines, strict=True)]
 
 
+def multi30k_tokenized(split: str, lang: str) -> list[str]:
+    """The official lowercased, tokenized side of a Multi30k split (``tok/<split>.lc.norm.tok.<lang>``)."""
+    path = data_root() / "multi30k-en-de" / "tok" / f"{MULTI30K_SPLITS[split]}.lc.norm.tok.{lang}"
+    if not path.exists():
+        raise DataNotFoundError(
+            f"{path} not found: put Multi30k's data/task1/tok files there ({CORPORA['multi30k-en-de']['origin']})"
+        )
+    return path.read_text(encoding="utf-8").splitlines()
+
+
 def load_multi30k(split: str, src_lang: str = "en", tgt_lang: str = "de") -> list[Pair]:
     """One official Multi30k split ("train", "val", "test"), raw cased text, uncleaned."""
     if split not in MULTI30K_SPLITS:

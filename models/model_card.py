@@ -105,6 +105,14 @@ def write_model_card(
             f"- Scored on this folder's fp16 weights loaded back as fp32; decoding the test split "
             f"took {test['decode_s']} s.\n"
         )
+        tok = info.get("test_tokenized")
+        if tok:
+            parts.append(
+                f"\nThe same outputs scored as most Multi30k papers do ({tok['reference']}; hypotheses "
+                f"lowercased and Moses-tokenized the same way), a separate column, not comparable with the "
+                f"cased score above:\n\n| BLEU (lowercased, tokenized) |\n|---|\n| **{tok['bleu']:.2f}** |\n\n"
+                f"- Signature: `{tok['bleu_signature']}`\n"
+            )
     else:
         parts.append("Not scored (exported with `--no-test`).\n")
     parts += [
@@ -173,6 +181,7 @@ def write_model_card(
     (folder / "README.md").write_text("\n".join(parts), encoding="utf-8")
     scores = {
         "test": test,
+        "test_tokenized": info.get("test_tokenized"),
         "best_val_bleu": state["best_bleu"],
         "steps": state["step"],
         "train_minutes": round(state["elapsed_s"] / 60, 1),

@@ -42,11 +42,11 @@ from models.checkpoint import (
     save_trainer_state,
     write_json,
 )
-from models.data import REPO_ROOT, Splits, load_splits
+from models.data import REPO_ROOT, Splits, load_splits, multi30k_tokenized
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
 from models.model_card import write_model_card
 from models.registry import write_meta
-from models.scoring import corpus_scores, translate_texts
+from models.scoring import corpus_scores, moses_tokenized_bleu, translate_texts
 from models.tokenization import load_tokenizer, save_tokenizer, tokenizer_stats, train_tokenizer
 from models.train_config import RunConfig, config_from_dict, load_config
 from models.transformer import build_transformer
@@ -434,6 +434,9 @@ class Trainer:
                 model, src_tok, tgt_tok, [p.src for p in test_pairs], num_beams=self.cfg.train.test_beams
             )
             info["test"] = corpus_scores(hyps, [p.tgt for p in test_pairs], self.cfg.data.tgt_lang)
+            if self.cfg.data.corpus == "multi30k-en-de":  # also the literature's setup, in its own column
+                refs = multi30k_tokenized("test", self.cfg.data.tgt_lang)
+                info["test_tokenized"] = moses_tokenized_bleu(hyps, refs, self.cfg.data.tgt_lang)
             info["test"]["beams"] = self.cfg.train.test_beams
             info["test"]["decode_s"] = round(time.perf_counter() - t0, 1)
             info["test_samples"] = [

@@ -91,3 +91,12 @@ def test_real_tatoeba_split_has_no_leakage(monkeypatch: pytest.MonkeyPatch):
             left = {getattr(p, side) for p in getattr(splits, a)}
             assert left.isdisjoint(getattr(p, side) for p in getattr(splits, b))
     assert splits.sizes()["test"] >= 1000 and splits.report["duplicate"] > 0
+
+
+def test_tokenized_bleu_reproduces_the_official_multi30k_preprocessing():
+    from models.scoring import moses_tokenized_bleu
+
+    refs = ["ein mann mit einem orangefarbenen hut , der etwas anstarrt ."]
+    result = moses_tokenized_bleu(["Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."], refs, "de")
+    assert result["bleu"] == 100.0 and "tok:none" in result["bleu_signature"]
+    assert moses_tokenized_bleu(["Zwei Hunde."], refs, "de")["bleu"] < 10
