@@ -148,7 +148,6 @@ def test_cli_trains_a_transformer_that_plain_transformers_loads(use_data_root, t
 
 
 def test_training_runs_unchanged_under_torchrun_and_ranks_keep_identical_weights(use_data_root, tmp_path):
-    import os
     import subprocess
     import sys
 
