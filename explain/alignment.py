@@ -74,7 +74,11 @@ def argmax_links(weights: np.ndarray) -> set[Link]:
 
 
 def word_index(offsets: Sequence[tuple[int, int]], text: str) -> list[int | None]:
-    """For each token (by its character span in ``text``), the index of the space-separated word it is in."""
+    """For each token (by its character span in ``text``), the index of the space-separated word it is in.
+
+    A token is placed by its last character: SentencePiece-style pieces (``▁cat``) often span the space
+    before the word, so their first character belongs to the previous one.
+    """
     starts, pos = [], 0
     for word in text.split(" "):
         starts.append(pos)
@@ -84,7 +88,7 @@ def word_index(offsets: Sequence[tuple[int, int]], text: str) -> list[int | None
         if end <= start:  # special tokens have empty spans
             out.append(None)
             continue
-        out.append(int(np.searchsorted(starts, start, side="right")) - 1)
+        out.append(int(np.searchsorted(starts, end - 1, side="right")) - 1)
     return out
 
 

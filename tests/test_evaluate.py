@@ -50,6 +50,7 @@ def test_alignment_from_scores_and_word_mapping():
     text = "the cat ."
     offsets = [(0, 3), (4, 6), (6, 7), (8, 9), (0, 0)]  # "the" "ca" "t" "." </s>
     assert word_index(offsets, text) == [0, 1, 1, 2, None]
+    assert word_index([(0, 3), (3, 7), (7, 11), (12, 13)], "the cat sat .") == [0, 1, 2, 3]  # "▁cat" spans the space
     scores = np.ones((2, 5))
     words = to_words(scores, [0, 0], word_index(offsets, text), n_tgt=1, n_src=3)
     np.testing.assert_allclose(words, [[1.0, 2.0, 1.0]])  # pieces of "cat" sum; </s> dropped

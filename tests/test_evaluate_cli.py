@@ -1,0 +1,99 @@
+"""The corpus evaluation CLI end to end on a tiny model: AER per method, resume after an interruption."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from explain import evaluate
+from models import train
+from tests.test_train import TINY, TINY_TRANSFORMER
+
+SOURCES = ["我 爱 你 。", "他 喜 欢 狗 。", "我 很 累 。", "你 好 。"]
+REFERENCES = ["I love you .", "He likes dogs .", "I am tired .", "Hello ."]
+GOLD = ["1-1 2-2 3-3 4-4", "1-1 2-2 3p2 4-3 5-4", "1-1 2p2 3-3 4-4", "1-1 2p1 3-2"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    root = tmp_path_factory.mktemp("eval")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LANTERN_DATA", str(data_root))
+        assert (
+            train.main(
+                [
+                    "configs/lstm_zh_en.toml",
+                    "--run-dir",
+                    str(root / "run"),
+                    "--export",
+                    str(root / "ck" / "tiny"),
+                    *TINY,
+                    *TINY_TRANSFORMER,
+                    "--set",
+                    "train.max_steps=4",
+                    "--no-test",
+                ]
+            )
+            == 0
+        )
+    for name, lines in (("src.txt", SOURCES), ("ref.txt", REFERENCES), ("gold.txt", GOLD)):
+        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def run(corpus: Path, *extra: str) -> dict:
+    out = corpus / "out" / "eval.json"
+    args = [
+        "--model",
+        "tiny",
+        "--source",
+        str(corpus / "src.txt"),
+        "--reference",
+        str(corpus / "ref.txt"),
+        "--gold",
+        str(corpus / "gold.txt"),
+        "--out",
+        str(out),
+        "--n-steps",
+        "4",
+        *extra,
+    ]
+    assert evaluate.main(args) == 0
+    return json.loads(out.read_text())
+
+
+def test_cli_scores_every_method_and_resumes(corpus, monkeypatch):
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(corpus / "ck"))
+    first = run(corpus, "--limit", "2", "--restart", "--faithfulness", "1")
+    assert first["sentences"] == 2
+    lines = (corpus / "out" / "eval.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    summary = run(corpus)  # resumes: only sentences 3 and 4 are new
+    lines_after = (corpus / "out" / "eval.jsonl").read_text().splitlines()
+    assert lines_after[:2] == lines and len(lines_after) == 4
+    assert summary["sentences"] == 4
+    for method in ("attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients"):
+        entry = summary["methods"][method]
+        assert 0.0 <= entry["aer"] <= 1.0 and 0.0 <= entry["precision"] <= 1.0
+    heads = summary["methods"]["attention"]["aer_per_head"]
+    assert len(heads) == 2 * 2  # layers × heads of the tiny Transformer
+    assert "AOPC comprehensiveness ↑" in summary["methods"]["integrated_gradients"]
+    assert summary["methods"]["integrated_gradients"]["AOPC comprehensiveness ↑ (sentences)"] == 1
+
+
+def test_cli_refuses_mismatched_files(corpus, monkeypatch, tmp_path):
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(corpus / "ck"))
+    (tmp_path / "short.txt").write_text("1-1\n")
+    with pytest.raises(SystemExit, match="--gold has 1 lines but --source has 4"):
+        evaluate.main(
+            [
+                "--model",
+                "tiny",
+                "--source",
+                str(corpus / "src.txt"),
+                "--gold",
+                str(tmp_path / "short.txt"),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
