@@ -8,15 +8,20 @@ model's ``ModelSpec`` and a ``Decoding`` (frozen dataclasses, hashed by value).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
 from explain.attention import extract_attention
 from explain.attribution import attribute
+from explain.faithfulness import Faithfulness, measure
+from explain.sanity import cascading_randomisation
 from explain.translate import translate
 from explain.types import AttentionMaps, Attribution, Translation
 from models.adapter import Decoding, LanternModel
+from models.data import REPO_ROOT
 from models.registry import ModelSpec, list_models, load_model
 
 MAX_MODELS = 3  # models held in memory at once (SmolLM2 alone takes ~0.6 GB)
@@ -82,3 +87,34 @@ def read_json(path: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def run_faithfulness(
+    spec: ModelSpec, text: str, decoding: Decoding, method: str, baseline: str = "pad"
+) -> Faithfulness:
+    translation = run_translation(spec, text, decoding)
+    attr = run_attribution(spec, text, decoding, method, baseline=baseline)
+    return measure(get_model(spec), translation, attr)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run_randomisation(spec: ModelSpec, text: str, decoding: Decoding, method: str) -> tuple[Attribution, list]:
+    return cascading_randomisation(get_model(spec), run_translation(spec, text, decoding), method)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def evaluation_runs() -> dict[str, dict]:
+    """Summaries written by ``python -m explain.evaluate``: in ``$LANTERN_EVALUATIONS`` (os.pathsep-separated
+    folders) or evaluations/ and runs/eval/ of the repository."""
+    env = os.environ.get("LANTERN_EVALUATIONS")
+    folders = (
+        [Path(p) for p in env.split(os.pathsep)] if env else [REPO_ROOT / "evaluations", REPO_ROOT / "runs" / "eval"]
+    )
+    found = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            data = read_json(str(path))
+            if data and "methods" in data:
+                found[f"{folder.name}/{path.name}"] = data
+    return found

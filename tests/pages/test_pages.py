@@ -192,3 +192,36 @@ def test_generate_page_with_a_decoder_only_model(app_env):
     assert not at.exception, at.exception
     assert at.title[0].value == "Generate"
     assert any("sampling" in c.value for c in at.caption)
+
+
+def test_evaluate_page_measures_this_sentence_and_the_randomisation_check(app_env):
+    at = open_page("pages/evaluate.py", src="我爱你。")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert "AOPC comprehensiveness ↑" in table.columns and len(table) == 5
+    assert len(at.get("plotly_chart")) == 1  # the deletion / keep-only curves
+    at.toggle(key="eval.sanity_run").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 4  # + similarity curve, before and after
+
+
+def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
+    import json
+
+    run = {
+        "model": "tiny-zh-en",
+        "sentences": 2,
+        "skipped": 0,
+        "source": "x.txt",
+        "methods": {
+            "attention": {"aer": 0.4, "precision": 0.6, "recall": 0.5, "aer_per_head": {"0.0": 0.4, "0.1": 0.7}},
+            "saliency": {"aer": 0.5, "precision": 0.5, "recall": 0.5},
+        },
+    }
+    (tmp_path / "tiny.json").write_text(json.dumps(run))
+    monkeypatch.setenv("LANTERN_EVALUATIONS", str(tmp_path))
+    at = open_page("pages/evaluate.py", src="我爱你。", **{"eval.methods": []})
+    assert not at.exception, at.exception
+    frame = at.dataframe[-1].value
+    assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
+    assert len(at.get("plotly_chart")) == 2  # AER per method, AER per head

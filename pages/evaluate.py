@@ -1,0 +1,151 @@
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from explain.attention import attention_view
+from explain.attribution import METHODS
+from explain.confidence import attention_confidence
+from explain.faithfulness import FRACTIONS
+from ui import cache
+from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
+from viz.curves import bars, faithfulness_curves, randomisation_curve
+from viz.heatmaps import attribution_heatmap, token_heatmap
+from viz.tokens import prettify_tokens
+
+READINGS = {
+    "AOPC comprehensiveness ↑": "how much p(token) drops when its most important source tokens are removed",
+    "AOPC sufficiency ↓": "how much p(token) drops when only its most important source tokens are kept",
+    "soft comprehensiveness ↑": "the same with embeddings scaled by importance instead of removed",
+    "soft sufficiency ↓": "the same, keeping embeddings in proportion to their importance",
+    "Kendall τ with leave-one-out ↑": "agreement with removing each token alone (1 = same order)",
+}
+
+st.title("Evaluate")
+st.caption(
+    "Can this explanation be trusted? Faithfulness: does removing what it marks as important change the output? "
+    "Sanity: does it change when the model's weights are destroyed? Plausibility: does it agree with human "
+    "word alignments (dataset runs below)?"
+)
+inputs = sidebar_inputs()
+tr = run_or_explain(cache.run_translation, *inputs.args())
+input_notes(tr)
+st.markdown(f"**Output:** {md_escape(tr.text)}")
+
+tab_sentence, tab_sanity, tab_dataset = st.tabs(["This sentence", "Randomisation check", "Dataset runs"])
+
+with tab_sentence:
+    default = [
+        m for m in ("attention", "saliency", "input_x_gradient", "integrated_gradients", "occlusion") if m in METHODS
+    ]
+    methods = st.multiselect(
+        "Methods", list(METHODS), default=default, key="eval.methods", format_func=lambda m: METHODS[m].title
+    )
+    if methods:
+        baseline = "unk" if inputs.spec.task == "generate" else "pad"
+        with st.spinner("Removing and keeping tokens for every output token…"):
+            results = {m: run_or_explain(cache.run_faithfulness, *inputs.args(), m, baseline) for m in methods}
+        table = pd.DataFrame({METHODS[m].title: f.summary() for m, f in results.items()}).T
+        st.dataframe(table.style.format("{:.3f}"), width="stretch")
+        st.caption(" · ".join(f"**{k}**: {v}" for k, v in READINGS.items()))
+        best = table["AOPC comprehensiveness ↑"].idxmax()
+        st.markdown(
+            f"On this sentence, **{best}** found the tokens the output depends on most (highest comprehensiveness)."
+        )
+        comp = {METHODS[m].title: f.comprehensiveness.mean(0) for m, f in results.items()}
+        suff = {METHODS[m].title: f.sufficiency.mean(0) for m, f in results.items()}
+        st.plotly_chart(faithfulness_curves(FRACTIONS, comp, suff), key="eval.curves")
+    maps = run_or_explain(cache.run_attention, *inputs.args())
+    if maps.cross is not None:
+        conf = attention_confidence(attention_view(maps, "cross")[0])
+        st.subheader("Attention-based confidence")
+        c1, c2, c3 = st.columns(3)
+        c1.metric(
+            "coverage deviation penalty", f"{conf['CDP']:.3f}", help="0: every source token got attention 1 in total"
+        )
+        c2.metric("APout (mean row entropy)", f"{conf['APout']:.3f}", help="high: the decoder often looked everywhere")
+        c3.metric("APin", f"{conf['APin']:.3f}", help="entropy of the attention each source token received")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "output token": prettify_tokens(tr.tgt_tokens),
+                    "probability": np.round(tr.probs, 3),
+                    "attention entropy (nats)": np.round(conf["token_entropy"], 3),
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+with tab_sanity:
+    st.caption(
+        "Adebayo et al. (2018): re-initialise a copy of the model block by block from the output down and explain "
+        "the same output again. A faithful explanation should change; one that stays the same reflects the input, "
+        "not the model."
+    )
+    options = [m for m in METHODS if m != "deeplift"]
+    method = st.selectbox(
+        "Method",
+        options,
+        key="eval.sanity_method",
+        index=options.index("input_x_gradient"),
+        format_func=lambda m: METHODS[m].title,
+    )
+    if st.toggle("Run the randomisation check", key="eval.sanity_run"):
+        with st.spinner("Randomising the model block by block…"):
+            original, steps = run_or_explain(cache.run_randomisation, *inputs.args(), method)
+        st.plotly_chart(
+            randomisation_curve([s.block for s in steps], [s.similarity for s in steps], METHODS[method].title),
+            key="eval.sanity_curve",
+        )
+        left, right = st.columns(2)
+        left.markdown("**Trained model**")
+        left.plotly_chart(attribution_heatmap(original, signed=METHODS[method].signed), key="eval.sanity_before")
+        right.markdown("**All blocks randomised**")
+        right.plotly_chart(
+            attribution_heatmap(steps[-1].attribution, signed=METHODS[method].signed), key="eval.sanity_after"
+        )
+
+with tab_dataset:
+    runs = cache.evaluation_runs()
+    if not runs:
+        st.info(
+            "No dataset runs yet. Run `python -m explain.evaluate --help` to score a test set; "
+            "results land in evaluations/."
+        )
+    else:
+        name = st.selectbox("Run", list(runs), key="eval.run")
+        run = runs[name]
+        st.caption(
+            f"Model `{run.get('model')}`, {run['sentences']} sentences ({run.get('skipped', 0)} skipped), "
+            f"source `{run.get('source')}`."
+        )
+        rows = {m: {k: v for k, v in e.items() if isinstance(v, float)} for m, e in run["methods"].items()}
+        frame = pd.DataFrame(rows).T
+        st.dataframe(frame.style.format("{:.3f}"), width="stretch")
+        if "aer" in frame:
+            st.plotly_chart(
+                bars(list(frame.index), list(frame["aer"]), "Alignment error rate per method (lower is better)", "AER"),
+                key="eval.aer",
+            )
+        per_head = run["methods"].get("attention", {}).get("aer_per_head")
+        if per_head:
+            keys = [tuple(map(int, k.split("."))) for k in per_head]
+            n_layers, n_heads = max(k[0] for k in keys) + 1, max(k[1] for k in keys) + 1
+            grid = np.full((n_layers, n_heads), np.nan)
+            for (layer, head), value in zip(keys, per_head.values(), strict=True):
+                grid[layer, head] = value
+            st.plotly_chart(
+                token_heatmap(
+                    grid,
+                    [f"head {h}" for h in range(n_heads)],
+                    [f"layer {i}" for i in range(n_layers)],
+                    x_title="head",
+                    y_title="layer",
+                    zmin=0,
+                    zmax=1,
+                    colorscale="Reds_r",
+                    value_name="AER",
+                ),
+                key="eval.aer_heads",
+            )
+            st.caption("AER of each cross-attention head's alignments: the darker, the closer to the human alignments.")
