@@ -10,14 +10,21 @@ from models.adapter import Decoding, InputError, LanternModel, SourceEncoding
 from models.data import clean_text
 
 
-def translate(lm: LanternModel, text: str, decoding: Decoding | None = None, top_k: int = 5) -> Translation:
-    """Generate an output for ``text``, then describe every step of it (see ``_describe``)."""
+def translate(
+    lm: LanternModel, text: str, decoding: Decoding | None = None, top_k: int = 5, prefix: tuple[int, ...] = ()
+) -> Translation:
+    """Generate an output for ``text``, then describe every step of it (see ``_describe``).
+
+    ``prefix``: output token ids forced first (e.g. the model's own output up to a step, then an
+    alternative the user picked); decoding continues from there.
+    """
     decoding = decoding or Decoding()
     src = lm.encode_source(text)
-    tgt_ids = lm.generate_ids(src.ids, decoding)
+    tgt_ids = lm.generate_ids(src.ids, decoding, list(prefix))
     if not tgt_ids:
         raise ValueError("the model generated nothing")
-    return _describe(lm, src, tgt_ids, decoding.label, top_k)
+    label = decoding.label if not prefix else f"{decoding.label} after {len(prefix)} forced tokens"
+    return _describe(lm, src, tgt_ids, label, top_k)
 
 
 def force_translation(lm: LanternModel, text: str, output: str, top_k: int = 5) -> Translation:

@@ -153,23 +153,29 @@ class LanternModel:
         input_ids = torch.tensor([ids], device=self.device)
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
-    @torch.no_grad()
-    def generate_ids(self, src_ids: list[int], decoding: Decoding) -> list[int]:
-        """Generated ids (no start token, no prompt), ending in EOS unless the limit cut them."""
+    def generate_ids(self, src_ids: list[int], decoding: Decoding, prefix: list[int] | None = None) -> list[int]:
+        """Generated ids (no start token, no prompt), ending in EOS unless the limit cut them.
+
+        ``prefix``: target tokens forced first; decoding continues from them (what-if decoding).
+        """
         eos = self.tgt_tokenizer.eos_token_id
-        with self.lock:
+        prefix = list(prefix or [])
+        if eos in prefix:
+            return prefix[: prefix.index(eos) + 1]
+        if len(prefix) >= decoding.max_new_tokens:
+            return prefix[: decoding.max_new_tokens]
+        batch = self._batch(src_ids + ([] if self.is_seq2seq() else prefix))
+        if self.is_seq2seq():
+            start = [self.model.config.decoder_start_token_id]
+            batch["decoder_input_ids"] = torch.tensor([start + prefix], device=self.device)
+        kwargs = decoding.generate_kwargs()
+        kwargs["max_new_tokens"] = decoding.max_new_tokens - len(prefix)
+        with torch.no_grad(), self.lock:
             if decoding.do_sample:
                 torch.manual_seed(decoding.seed)  # under the lock: the same seed gives the same sample
-            out = self.model.generate(
-                **self._batch(src_ids),
-                pad_token_id=self.tgt_tokenizer.pad_token_id or eos,
-                **decoding.generate_kwargs(),
-            )[0].tolist()
-        if self.is_seq2seq():
-            if out and out[0] == self.model.config.decoder_start_token_id:
-                out = out[1:]
-        else:
-            out = out[len(src_ids) :]
+            out = self.model.generate(**batch, pad_token_id=self.tgt_tokenizer.pad_token_id or eos, **kwargs)
+        out = out[0].tolist()
+        out = out[1:] if self.is_seq2seq() else out[len(src_ids) :]
         return out[: out.index(eos) + 1] if eos in out else out
 
     def score(self, src_ids: list[int], tgt_ids: list[int], output_attentions: bool = False) -> ModelOutput:

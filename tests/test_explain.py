@@ -89,3 +89,21 @@ def test_forced_decoding_scores_any_output(lm):
     assert np.all(forced.logprobs <= 0)
     with pytest.raises(InputError, match="empty"):
         force_translation(lm, "我爱你。", "  ")
+
+
+def test_forcing_an_alternative_changes_the_continuation_and_keeps_the_models_probability(lm):
+    own = translate(lm, "我爱你。", Decoding(max_new_tokens=6))
+    step = 1
+    alternative = lm.tgt_tokenizer.convert_tokens_to_ids(own.alt_tokens[step][1])  # the runner-up at step 1
+    forced = translate(lm, "我爱你。", Decoding(max_new_tokens=6), prefix=(*own.tgt_ids[:step], alternative))
+    assert forced.tgt_ids[: step + 1] == (*own.tgt_ids[:step], alternative)
+    assert forced.tgt_ids != own.tgt_ids and "forced" in forced.decoding
+    # the forced token's probability is what the model gave it at that step
+    assert forced.probs[step] == pytest.approx(float(own.alt_probs[step][1]), abs=1e-6)
+    np.testing.assert_allclose(forced.logprobs[:step], own.logprobs[:step], atol=1e-6)
+
+
+def test_forcing_the_models_own_tokens_reproduces_its_output(lm):
+    own = translate(lm, "他喜欢狗。", Decoding(max_new_tokens=6))
+    again = translate(lm, "他喜欢狗。", Decoding(max_new_tokens=6), prefix=own.tgt_ids[:2])
+    assert again.tgt_ids == own.tgt_ids
