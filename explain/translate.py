@@ -27,16 +27,24 @@ def translate(
     return _describe(lm, src, tgt_ids, label, top_k)
 
 
-def force_translation(lm: LanternModel, text: str, output: str, top_k: int = 5) -> Translation:
-    """Score a given output for ``text`` token by token (forced decoding), as if the model had produced it."""
+def force_translation(
+    lm: LanternModel, text: str, output: str = "", top_k: int = 5, ids: tuple[int, ...] = ()
+) -> Translation:
+    """Score a given output for ``text`` token by token (forced decoding), as if the model had produced it.
+
+    The output is a text (tokenized here, ending in EOS) or, with ``ids``, exact target token ids.
+    """
     src = lm.encode_source(text)
-    cleaned = clean_text(output)
-    if not cleaned:
-        raise InputError("the output to score is empty")
-    tgt_ids = lm.tgt_tokenizer(cleaned).input_ids
-    eos = lm.tgt_tokenizer.eos_token_id
-    if not tgt_ids or tgt_ids[-1] != eos:  # score the end of the sentence too
-        tgt_ids = [*tgt_ids, eos]
+    if ids:
+        tgt_ids = list(ids)
+    else:
+        cleaned = clean_text(output)
+        if not cleaned:
+            raise InputError("the output to score is empty")
+        tgt_ids = lm.tgt_tokenizer(cleaned, add_special_tokens=lm.is_seq2seq()).input_ids
+        eos = lm.tgt_tokenizer.eos_token_id
+        if not tgt_ids or tgt_ids[-1] != eos:  # score the end of the sentence too
+            tgt_ids = [*tgt_ids, eos]
     return _describe(lm, src, tgt_ids, "forced", top_k)
 
 

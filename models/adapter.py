@@ -178,6 +178,30 @@ class LanternModel:
         out = out[1:] if self.is_seq2seq() else out[len(src_ids) :]
         return out[: out.index(eos) + 1] if eos in out else out
 
+    def generate_nbest(self, src_ids: list[int], decoding: Decoding, n: int) -> list[tuple[list[int], float]]:
+        """The ``n`` best beam-search hypotheses (ids as ``generate_ids`` returns them) with their beam scores.
+
+        The beam score is the sum of token log-probabilities divided by length ** length_penalty.
+        """
+        if not 1 <= n <= decoding.num_beams:
+            raise InputError(f"n-best must be between 1 and the beam size ({decoding.num_beams}), not {n}")
+        eos = self.tgt_tokenizer.eos_token_id
+        kwargs = {**decoding.generate_kwargs(), "num_return_sequences": n}
+        with torch.no_grad(), self.lock:
+            out = self.model.generate(
+                **self._batch(src_ids),
+                pad_token_id=self.tgt_tokenizer.pad_token_id or eos,
+                output_scores=True,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+        result = []
+        for seq, score in zip(out.sequences.tolist(), out.sequences_scores.tolist(), strict=True):
+            seq = seq[1:] if self.is_seq2seq() else seq[len(src_ids) :]
+            seq = seq[: seq.index(eos) + 1] if eos in seq else [t for t in seq if t != self.tgt_tokenizer.pad_token_id]
+            result.append((seq, float(score)))
+        return result
+
     def score(self, src_ids: list[int], tgt_ids: list[int], output_attentions: bool = False) -> ModelOutput:
         """One teacher-forced pass: ``logits`` [1, T, V] for the T target tokens, attentions if asked.
 

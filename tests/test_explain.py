@@ -107,3 +107,20 @@ def test_forcing_the_models_own_tokens_reproduces_its_output(lm):
     own = translate(lm, "他喜欢狗。", Decoding(max_new_tokens=6))
     again = translate(lm, "他喜欢狗。", Decoding(max_new_tokens=6), prefix=own.tgt_ids[:2])
     assert again.tgt_ids == own.tgt_ids
+
+
+def test_beam_tree_merges_shared_prefixes_and_scores_each_hypothesis(lm):
+    from explain.beam import beam_search, prefix_tree
+
+    beam = beam_search(lm, "我爱你。", num_beams=4, n_best=3, max_new_tokens=5)
+    assert len(beam.hypotheses) == 3 and len(set(h.tgt_ids for h in beam.hypotheses)) == 3
+    assert list(beam.beam_scores) == sorted(beam.beam_scores, reverse=True)
+    best = translate(lm, "我爱你。", Decoding(num_beams=4, max_new_tokens=5))
+    assert beam.hypotheses[0].tgt_ids == best.tgt_ids  # the top of the n-best list is beam search's output
+    nodes = prefix_tree(beam)
+    assert len(nodes) == len({h.tgt_ids[: i + 1] for h in beam.hypotheses for i in range(len(h.tgt_ids))})
+    roots = [n for n in nodes if n.parent == -1]
+    assert all(n.step == 0 for n in roots) and sorted(r for n in roots for r in n.ranks) == [0, 1, 2]
+    for n in nodes:  # a node's probability is the hypothesis' own step probability
+        h = beam.hypotheses[n.ranks[0]]
+        assert n.prob == pytest.approx(float(h.probs[n.step]), abs=1e-6)

@@ -156,3 +156,60 @@ def attention_grid(
     )
     fig.update_annotations(font_size=10)
     return fig
+
+
+def beam_tree(nodes: Sequence, n_hypotheses: int) -> go.Figure:
+    """The beam's hypotheses as a tree: one lane per hypothesis (best at the top), shared prefixes merged.
+
+    ``nodes``: ``explain.beam.Node`` objects (id, parent, step, token, prob, ranks).
+    """
+    lane = {n.id: min(n.ranks) for n in nodes}
+    fig = go.Figure()
+    for n in nodes:
+        if n.parent >= 0:
+            p = nodes[n.parent]
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.step, n.step],
+                    y=[lane[p.id], lane[n.id]],
+                    mode="lines",
+                    line={"color": "#bbbbbb", "width": 1 + 3 * n.prob},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+    best = [n for n in nodes if 0 in n.ranks]
+    others = [n for n in nodes if 0 not in n.ranks]
+    for group, color, name in ((best, "#c0392b", "best hypothesis"), (others, "#2471a3", "other hypotheses")):
+        if not group:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[n.step for n in group],
+                y=[lane[n.id] for n in group],
+                mode="markers+text",
+                name=name,
+                text=[html.escape(prettify_tokens([n.token])[0]) for n in group],
+                textposition="top center",
+                marker={"size": [8 + 14 * n.prob for n in group], "color": color},
+                hovertext=[
+                    f"{html.escape(n.token)}: p = {n.prob:.3f}; hypotheses {', '.join(str(r + 1) for r in n.ranks)}"
+                    for n in group
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        xaxis={"title": "output step"},
+        yaxis={
+            "title": "hypothesis",
+            "tickmode": "array",
+            "tickvals": list(range(n_hypotheses)),
+            "ticktext": [str(i + 1) for i in range(n_hypotheses)],
+            "autorange": "reversed",
+        },
+        height=140 + 70 * n_hypotheses,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        font=FONT,
+    )
+    return fig
