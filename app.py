@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/translate.py", title="Translate", icon=":material/translate:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
     st.Page("pages/attributions.py", title="Attributions", icon=":material/insights:"),
+    st.Page("pages/whatif.py", title="What if?", icon=":material/alt_route:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
 ]

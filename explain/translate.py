@@ -78,4 +78,5 @@ def _describe(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], decodin
         unknown=src.unknown,
         n_src_tokens=src.n_tokens,
         n_kept_tokens=src.kept_tokens,
+        alt_ids=tuple(tuple(row) for row in top.indices.tolist()),
     )

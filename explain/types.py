@@ -30,6 +30,7 @@ class Translation:
     unknown: tuple[str, ...] = ()  # source substrings the vocabulary lacks (became <unk>)
     n_src_tokens: int = 0  # tokens of the input text before truncation
     n_kept_tokens: int = 0  # tokens of the input text the model read
+    alt_ids: tuple[tuple[int, ...], ...] = ()  # [tgt][k] ids of alt_tokens
 
     @property
     def truncated(self) -> bool:

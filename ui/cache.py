@@ -16,9 +16,11 @@ import streamlit as st
 
 from explain.attention import extract_attention
 from explain.attribution import attribute
+from explain.beam import BeamSearch, beam_search
 from explain.faithfulness import Faithfulness, measure
+from explain.intervene import edit_attention
 from explain.sanity import cascading_randomisation
-from explain.translate import translate
+from explain.translate import force_translation, translate
 from explain.types import AttentionMaps, Attribution, Translation
 from models.adapter import Decoding, LanternModel
 from models.data import REPO_ROOT
@@ -118,3 +120,26 @@ def evaluation_runs() -> dict[str, dict]:
             if data and "methods" in data:
                 found[f"{folder.name}/{path.name}"] = data
     return found
+
+
+@st.cache_data(max_entries=64, show_spinner="Decoding from the forced token…")
+def run_with_prefix(spec: ModelSpec, text: str, decoding: Decoding, prefix: tuple[int, ...]) -> Translation:
+    return translate(get_model(spec), text, decoding, prefix=prefix)
+
+
+@st.cache_data(max_entries=64, show_spinner="Scoring the output…")
+def run_forced(spec: ModelSpec, text: str, output: str) -> Translation:
+    return force_translation(get_model(spec), text, output)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running beam search…")
+def run_beam(spec: ModelSpec, text: str, num_beams: int, n_best: int, max_new_tokens: int) -> BeamSearch:
+    return beam_search(get_model(spec), text, num_beams, n_best, max_new_tokens)
+
+
+@st.cache_data(max_entries=32, show_spinner="Re-decoding with the edited attention…")
+def run_attention_edit(
+    spec: ModelSpec, text: str, decoding: Decoding, step: int, src_index: int, scale: float
+) -> Translation:
+    original = run_translation(spec, text, decoding)
+    return edit_attention(get_model(spec), text, original, step, src_index, scale)

@@ -225,3 +225,26 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     frame = at.dataframe[-1].value
     assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
     assert len(at.get("plotly_chart")) == 2  # AER per method, AER per head
+
+
+@pytest.mark.parametrize("family", ["lstm", "transformer", "decoder-only"])
+def test_what_if_page_runs_every_tab(app_env, family):
+    name = model_names(app_env)[family]
+    text = "I love you." if family == "decoder-only" else "我爱你。"
+    at = open_page("pages/whatif.py", model=name, src=text, **{"whatif.output": "I like cats."})
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # contrastive bars and the beam tree
+    if family == "decoder-only":
+        assert any("Lantern's own" in i.value for i in at.info)
+
+
+def test_forcing_a_runner_up_shows_the_model_continuing_from_it(app_env):
+    at = open_page("pages/whatif.py", src="我爱你。", **{"whatif.step": 0, "whatif.alt": 1})
+    assert not at.exception, at.exception
+    lm = load_model("tiny-zh-en")
+    own = translate(lm, "我爱你。", Decoding(max_new_tokens=64))
+    forced = translate(lm, "我爱你。", Decoding(max_new_tokens=64), prefix=(own.alt_ids[0][1],))
+    table = at.dataframe[0].value
+    assert list(table["token"]) == prettify_tokens(forced.tgt_tokens) and table[""][0] == "← forced"
