@@ -1,8 +1,9 @@
-"""Lantern: look inside translation models. Run with `streamlit run app.py`."""
+"""Lantern: look inside translation and text-generation models. Run with `streamlit run app.py`."""
 
 import streamlit as st
 
-from ui.widgets import keep_shared_state
+from ui.state import reset_charts, restore_from_url, sync_to_url
+from ui.widgets import keep_shared_state, session_sidebar
 
 st.set_page_config(page_title="Lantern", page_icon=":material/emoji_objects:", layout="wide")
 
@@ -16,5 +17,12 @@ PAGES = [
     st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
 ]
 
+restore_from_url()  # a shared link's state, before any widget exists
 keep_shared_state()
-st.navigation(PAGES).run()
+reset_charts()
+page = st.navigation(PAGES)
+try:
+    page.run()
+finally:  # also after a page's st.stop(): the session tools and the URL stay current
+    session_sidebar()
+    sync_to_url()

@@ -4,7 +4,16 @@ import streamlit as st
 
 from explain.attention import KIND_LABELS, attention_stack, attention_view
 from ui import cache
-from ui.widgets import attention_controls, input_notes, md_escape, run_or_explain, sidebar_inputs
+from ui.state import chart
+from ui.widgets import (
+    attention_controls,
+    input_notes,
+    md_escape,
+    remember,
+    run_or_explain,
+    sidebar_inputs,
+    translation_record,
+)
 from viz.heatmaps import attention_grid, token_heatmap
 from viz.tokens import prettify_tokens
 
@@ -22,6 +31,7 @@ inputs = sidebar_inputs()
 tr = run_or_explain(cache.run_translation, *inputs.args())
 maps = run_or_explain(cache.run_attention, *inputs.args())
 input_notes(tr)
+remember(translation=translation_record(tr))
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 if maps.cross is None and maps.decoder_self is None:
     st.info("This model returns no attention weights.")
@@ -31,14 +41,14 @@ x_title, y_title = AXES[c.kind]
 
 if c.grid:
     stack, cols, rows = attention_stack(maps, c.kind)
-    st.plotly_chart(attention_grid(stack, cols, rows, c.grid_layers), key="attn.grid_chart")
+    chart(attention_grid(stack, cols, rows, c.grid_layers), "attn.grid_chart")
     st.caption(
         "Each panel is one head of one layer; rows and columns as in the single map. Hover for tokens and weights."
     )
     st.stop()
 
 weights, cols, rows = attention_view(maps, c.kind, c.layer, c.head, c.words)
-st.plotly_chart(token_heatmap(weights, cols, rows, x_title=x_title, y_title=y_title), key="attn.heatmap")
+chart(token_heatmap(weights, cols, rows, x_title=x_title, y_title=y_title), "attn.heatmap")
 st.caption(
     f"{KIND_LABELS[c.kind].capitalize()}. Each row sums to 1: how the row's position spread its attention over the "
     "columns. Rollout multiplies the layers' attention (with the residual connection) to trace mixed "
@@ -65,5 +75,6 @@ if c.compare is not None:
         kind = "cross" if m.cross is not None else "causal"
         w, xs, ys = attention_view(m, kind, "mean", "mean", c.words)
         col.markdown(f"**{md_escape(spec.title)}**  \n{md_escape(t.text)}")
-        col.plotly_chart(token_heatmap(w, xs, ys, x_title=AXES[kind][0], y_title="output"), key=f"attn.cmp.{spec.name}")
+        with col:
+            chart(token_heatmap(w, xs, ys, x_title=AXES[kind][0], y_title="output"), f"attn.cmp.{spec.name}")
     st.caption("Both maps: mean over layers and heads, one colour scale (0 to 1).")

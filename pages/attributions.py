@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -7,7 +9,16 @@ from explain.aggregate import merge_subwords
 from explain.attribution import METHODS, forward_passes
 from explain.compare import rank_agreement
 from ui import cache
-from ui.widgets import attribution_controls, input_notes, md_escape, run_or_explain, sidebar_inputs
+from ui.state import chart
+from ui.widgets import (
+    attribution_controls,
+    input_notes,
+    md_escape,
+    remember,
+    run_or_explain,
+    sidebar_inputs,
+    translation_record,
+)
 from viz.bars import agreement_bars, step_confidence, token_bars
 from viz.heatmaps import attribution_heatmap
 from viz.tokens import prettify_tokens
@@ -19,6 +30,7 @@ st.title("Attributions")
 inputs = sidebar_inputs()
 tr = run_or_explain(cache.run_translation, *inputs.args())
 input_notes(tr)
+remember(translation=translation_record(tr))
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 st.caption(
     "How much each input token contributed to each output token, measured by changing the input (gradients "
@@ -54,17 +66,18 @@ for i, method in enumerate(runs):
     def show(fraction: float, i: int = i) -> None:
         bar.progress(min(1.0, (i + fraction) / len(runs)), text=f"Attributing with {METHODS[runs[i]].title}…")
 
-    results.append(run_or_explain(cache.run_attribution, *inputs.args(), *c.args(method), _progress=show))
+    results.append(run_or_explain(cache.run_attribution, *inputs.args(), *c.args(method), progress=show))
 bar.empty()
 seconds = (pd.Timestamp.now() - started).total_seconds()
 if seconds > 0.2:
     st.session_state["attr.rate"] = token_passes / seconds
 
 raw = results[0]
+remember(attribution=json.loads(export.to_json(raw)))
 attr = merge_subwords(raw, c.word_agg) if c.word_agg else raw
 signed = METHODS[c.method].signed
 fig = attribution_heatmap(attr, signed=signed)
-st.plotly_chart(fig, key="attr.heatmap", config=c.figure_config)
+chart(fig, "attr.heatmap")
 if raw.delta is not None:
     change = raw.scores.sum(1) + (raw.prefix_scores.sum(1) if raw.prefix_scores is not None else 0) - raw.delta
     worst = int(np.argmax(np.abs(raw.delta)))
@@ -86,22 +99,20 @@ row = st.selectbox(
     key="attr.row",
     format_func=lambda t: f"{t}: {prettify_tokens([attr.tgt_tokens[t]])[0]}",
 )
-st.plotly_chart(token_bars(attr, min(row, len(attr.tgt_tokens) - 1)), key="attr.bars", config=c.figure_config)
+chart(token_bars(attr, min(row, len(attr.tgt_tokens) - 1)), "attr.bars")
 st.subheader("How sure the model was at each step")
-st.plotly_chart(step_confidence(raw.tgt_tokens, raw.step_logprobs, raw.step_entropy), key="attr.confidence")
+chart(step_confidence(raw.tgt_tokens, raw.step_logprobs, raw.step_entropy), "attr.confidence")
 
 if c.compare:
     other = merge_subwords(results[1], c.word_agg) if c.word_agg else results[1]
     st.subheader(f"{METHODS[c.method].title} and {METHODS[c.compare].title} side by side")
     left, right = st.columns(2)
-    left.plotly_chart(attribution_heatmap(attr, signed=signed), key="attr.left", config=c.figure_config)
-    right.plotly_chart(
-        attribution_heatmap(other, signed=METHODS[c.compare].signed), key="attr.right", config=c.figure_config
-    )
+    with left:
+        chart(attribution_heatmap(attr, signed=signed), "attr.left")
+    with right:
+        chart(attribution_heatmap(other, signed=METHODS[c.compare].signed), "attr.right")
     rho = rank_agreement(attr, other)
-    st.plotly_chart(
-        agreement_bars(attr.tgt_tokens, rho, (METHODS[c.method].title, METHODS[c.compare].title)), key="attr.agreement"
-    )
+    chart(agreement_bars(attr.tgt_tokens, rho, (METHODS[c.method].title, METHODS[c.compare].title)), "attr.agreement")
     st.caption(
         f"Mean ρ {np.nanmean(rho):.2f}. Spearman's rank correlation of the absolute source scores of each output "
         "token: 1 means both rank the source tokens the same way, 0 unrelated, −1 opposite."

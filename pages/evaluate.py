@@ -7,7 +7,8 @@ from explain.attribution import METHODS
 from explain.confidence import attention_confidence
 from explain.faithfulness import FRACTIONS
 from ui import cache
-from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
+from ui.state import chart
+from ui.widgets import input_notes, md_escape, remember, run_or_explain, sidebar_inputs, translation_record
 from viz.curves import bars, faithfulness_curves, randomisation_curve
 from viz.heatmaps import attribution_heatmap, token_heatmap
 from viz.tokens import prettify_tokens
@@ -29,6 +30,7 @@ st.caption(
 inputs = sidebar_inputs()
 tr = run_or_explain(cache.run_translation, *inputs.args())
 input_notes(tr)
+remember(translation=translation_record(tr))
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 
 tab_sentence, tab_sanity, tab_dataset = st.tabs(["This sentence", "Randomisation check", "Dataset runs"])
@@ -53,7 +55,7 @@ with tab_sentence:
         )
         comp = {METHODS[m].title: f.comprehensiveness.mean(0) for m, f in results.items()}
         suff = {METHODS[m].title: f.sufficiency.mean(0) for m, f in results.items()}
-        st.plotly_chart(faithfulness_curves(FRACTIONS, comp, suff), key="eval.curves")
+        chart(faithfulness_curves(FRACTIONS, comp, suff), "eval.curves")
     maps = run_or_explain(cache.run_attention, *inputs.args())
     if maps.cross is not None:
         conf = attention_confidence(attention_view(maps, "cross")[0])
@@ -93,17 +95,17 @@ with tab_sanity:
     if st.toggle("Run the randomisation check", key="eval.sanity_run"):
         with st.spinner("Randomising the model block by block…"):
             original, steps = run_or_explain(cache.run_randomisation, *inputs.args(), method)
-        st.plotly_chart(
+        chart(
             randomisation_curve([s.block for s in steps], [s.similarity for s in steps], METHODS[method].title),
             key="eval.sanity_curve",
         )
         left, right = st.columns(2)
         left.markdown("**Trained model**")
-        left.plotly_chart(attribution_heatmap(original, signed=METHODS[method].signed), key="eval.sanity_before")
+        with left:
+            chart(attribution_heatmap(original, signed=METHODS[method].signed), "eval.sanity_before")
         right.markdown("**All blocks randomised**")
-        right.plotly_chart(
-            attribution_heatmap(steps[-1].attribution, signed=METHODS[method].signed), key="eval.sanity_after"
-        )
+        with right:
+            chart(attribution_heatmap(steps[-1].attribution, signed=METHODS[method].signed), "eval.sanity_after")
 
 with tab_dataset:
     runs = cache.evaluation_runs()
@@ -123,9 +125,9 @@ with tab_dataset:
         frame = pd.DataFrame(rows).T
         st.dataframe(frame.style.format("{:.3f}"), width="stretch")
         if "aer" in frame:
-            st.plotly_chart(
+            chart(
                 bars(list(frame.index), list(frame["aer"]), "Alignment error rate per method (lower is better)", "AER"),
-                key="eval.aer",
+                "eval.aer",
             )
         per_head = run["methods"].get("attention", {}).get("aer_per_head")
         if per_head:
@@ -134,7 +136,7 @@ with tab_dataset:
             grid = np.full((n_layers, n_heads), np.nan)
             for (layer, head), value in zip(keys, per_head.values(), strict=True):
                 grid[layer, head] = value
-            st.plotly_chart(
+            chart(
                 token_heatmap(
                     grid,
                     [f"head {h}" for h in range(n_heads)],
@@ -146,6 +148,6 @@ with tab_dataset:
                     colorscale="Reds_r",
                     value_name="AER",
                 ),
-                key="eval.aer_heads",
+                "eval.aer_heads",
             )
             st.caption("AER of each cross-attention head's alignments: the darker, the closer to the human alignments.")

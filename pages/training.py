@@ -1,6 +1,7 @@
 import streamlit as st
 
 from ui import cache
+from ui.state import chart
 from viz.curves import training_curves
 
 st.title("Training")
@@ -18,7 +19,7 @@ for spec in specs:
     if not history or not history.get("records"):
         st.info(f"No training history for `{spec.name}` (no {spec.history.name}).")
     else:
-        st.plotly_chart(training_curves(history["records"]), key=f"train.curves.{spec.name}")
+        chart(training_curves(history["records"]), f"train.curves.{spec.name}")
     if spec.card.exists():
         with st.expander("Model card"):
             st.markdown(spec.card.read_text(encoding="utf-8"))

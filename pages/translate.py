@@ -2,7 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import cache
-from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
+from ui.widgets import input_notes, md_escape, remember, run_or_explain, sidebar_inputs, translation_record
 from viz.tokens import prettify_token, prettify_tokens
 
 inputs = sidebar_inputs()
@@ -11,6 +11,7 @@ st.caption(f"Model: {inputs.spec.title}. Change the model, the sentence or the d
 
 tr = run_or_explain(cache.run_translation, *inputs.args())
 input_notes(tr)
+remember(translation=translation_record(tr))
 with st.container(border=True):
     st.markdown(f"#### {md_escape(tr.text) or '*(empty output)*'}")
     st.caption(

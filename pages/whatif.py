@@ -5,7 +5,8 @@ import streamlit as st
 from explain.attribution import METHODS
 from explain.beam import prefix_tree
 from ui import cache
-from ui.widgets import input_notes, md_escape, run_or_explain, sidebar_inputs
+from ui.state import chart
+from ui.widgets import input_notes, md_escape, remember, run_or_explain, sidebar_inputs, translation_record
 from viz.bars import token_bars
 from viz.heatmaps import beam_tree
 from viz.tokens import prettify_token, prettify_tokens
@@ -43,6 +44,7 @@ st.title("What if?")
 inputs = sidebar_inputs()
 tr = run_or_explain(cache.run_translation, *inputs.args())
 input_notes(tr)
+remember(translation=translation_record(tr))
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 steps = range(len(tr.tgt_tokens))
 force, score, contrast, beams, edit = st.tabs(
@@ -95,14 +97,14 @@ with contrast:
     methods = [m for m in ("input_x_gradient", "integrated_gradients", "occlusion", "saliency") if m in METHODS]
     method = c3.selectbox("Method", methods, format_func=lambda m: METHODS[m].title, key="whatif.cmethod")
     attr = run_or_explain(cache.run_attribution, *inputs.args(), method, "contrast", ct, alt)
-    st.plotly_chart(token_bars(attr, ct), key="whatif.contrast")
+    chart(token_bars(attr, ct), "whatif.contrast")
 
 with beams:
     c1, c2 = st.columns(2)
     width = c1.slider("Beam size", 2, 10, 5, key="whatif.beams")
     n_best = c2.slider("Hypotheses shown", 2, width, min(5, width), key="whatif.nbest")
     beam = run_or_explain(cache.run_beam, inputs.spec, inputs.text, width, n_best, inputs.decoding.max_new_tokens)
-    st.plotly_chart(beam_tree(prefix_tree(beam), len(beam.hypotheses)), key="whatif.tree")
+    chart(beam_tree(prefix_tree(beam), len(beam.hypotheses)), "whatif.tree")
     st.dataframe(
         pd.DataFrame(
             {

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -49,7 +52,31 @@ def run_attention(spec: ModelSpec, text: str, decoding: Decoding) -> AttentionMa
     return extract_attention(get_model(spec), run_translation(spec, text, decoding))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+class _LRU:
+    """A small thread-safe least-recently-used store (results are immutable and shared between sessions)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+@st.cache_resource
+def _attributions() -> _LRU:
+    return _LRU(64)
+
+
 def run_attribution(
     spec: ModelSpec,
     text: str,
@@ -63,11 +90,31 @@ def run_attribution(
     n_steps: int = 32,
     n_samples: int = 25,
     baseline: str = "pad",
-    _progress: Callable[[float], None] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Attribution:
+    """Cached attribution. Not ``st.cache_data``: ``progress`` updates a progress bar while it runs, and
+    Streamlit cannot replay element calls made inside a cached function on a later cache hit."""
+    key = (
+        spec,
+        text,
+        decoding,
+        method,
+        target,
+        contrast_step,
+        contrast_token,
+        contrast_text,
+        with_prefix,
+        n_steps,
+        n_samples,
+        baseline,
+    )
+    store = _attributions()
+    cached = store.get(key)
+    if cached is not None:
+        return cached
     translation = run_translation(spec, text, decoding)
     contrast = (contrast_step, contrast_token) if contrast_step is not None and contrast_token is not None else None
-    return attribute(
+    result = attribute(
         get_model(spec),
         translation,
         method,
@@ -78,8 +125,10 @@ def run_attribution(
         n_steps=n_steps,
         n_samples=n_samples,
         baseline=baseline,
-        progress=_progress,
+        progress=progress,
     )
+    store.put(key, result)
+    return result
 
 
 @st.cache_data(ttl=60, show_spinner=False)

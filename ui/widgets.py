@@ -17,7 +17,7 @@ from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, InputError
 from models.pretrained import PretrainedModelError
 from models.registry import ModelSpec, checkpoint_roots, pretrained_spec
-from ui import cache
+from ui import cache, state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,7 +199,6 @@ class AttributionControls:
     n_samples: int
     compare: str | None  # a second method shown side by side
     word_agg: str | None  # None: tokens; else merge subwords into words with this aggregation
-    figure_format: str
     baseline: str = "pad"
 
     def args(self, method: str | None = None) -> tuple:
@@ -215,10 +214,6 @@ class AttributionControls:
             self.n_samples,
             self.baseline,
         )
-
-    @property
-    def figure_config(self) -> dict:
-        return {"toImageButtonOptions": {"format": self.figure_format, "filename": f"lantern-{self.method}"}}
 
 
 def attribution_controls(translation: Translation, decoder_only: bool = False) -> AttributionControls:
@@ -280,9 +275,8 @@ def attribution_controls(translation: Translation, decoder_only: bool = False) -
             format_func={"pad": "padding", "unk": "<unk> token"}.get,
             help="Path and perturbation methods compare the input with this baseline.",
         )
-        fmt = st.radio("Chart download format", ["png", "svg"], horizontal=True, key="attr.figfmt")
     return AttributionControls(
-        method, target, step, token, text, with_prefix, n_steps, n_samples, compare or None, word_agg, fmt, baseline
+        method, target, step, token, text, with_prefix, n_steps, n_samples, compare or None, word_agg, baseline
     )
 
 
@@ -344,3 +338,49 @@ def attention_controls(maps: AttentionMaps, current: ModelSpec) -> AttentionCont
         format_func=lambda n: others[n].title if n else "(no comparison)",
     )
     return AttentionControls(kind, layer, head, words, grid, grid_layers, others.get(name))
+
+
+def session_sidebar() -> None:
+    """Sidebar "Session": chart download format, the page's charts as HTML, save/load the session as JSON."""
+    with st.sidebar.expander("Session: link, save, load, export"):
+        st.radio("Chart download format (camera button)", ["png", "svg"], horizontal=True, key="figfmt")
+        if st.session_state.get("_charts"):
+            st.download_button(
+                "This page's charts (HTML)",
+                state.charts_html(),
+                "lantern-charts.html",
+                "text/html",
+                key="session.charts",
+            )
+        outputs = st.session_state.get("_outputs", {})
+        st.download_button(
+            "Save the session (JSON)",
+            state.session_json(outputs),
+            "lantern-session.json",
+            "application/json",
+            key="session.save",
+        )
+        upload = st.file_uploader("Load a session", type=["json"], key="session.load")
+        if upload is not None and st.session_state.get("_loaded_session") != upload.file_id:
+            st.session_state["_loaded_session"] = upload.file_id
+            try:
+                st.session_state["_saved_outputs"] = state.load_session(upload.getvalue().decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as err:
+                st.error(f"Could not load this session: {err}")
+            else:
+                st.rerun()
+        st.caption("The address bar always holds a link to this view: copy it to share what you see.")
+
+
+def remember(**outputs: object) -> None:
+    """Record what the page showed, for the saved session (plain JSON-able values)."""
+    st.session_state.setdefault("_outputs", {}).update(outputs)
+
+
+def translation_record(tr: Translation) -> dict:
+    return {
+        "text": tr.text,
+        "tokens": list(tr.tgt_tokens),
+        "probabilities": [round(float(p), 6) for p in tr.probs],
+        "decoding": tr.decoding,
+    }

@@ -248,3 +248,51 @@ def test_forcing_a_runner_up_shows_the_model_continuing_from_it(app_env):
     forced = translate(lm, "我爱你。", Decoding(max_new_tokens=64), prefix=(own.alt_ids[0][1],))
     table = at.dataframe[0].value
     assert list(table["token"]) == prettify_tokens(forced.tgt_tokens) and table[""][0] == "← forced"
+
+
+def test_the_url_reproduces_the_view(app_env):
+    at = open_page(
+        "pages/attributions.py", src="我爱你。", **{"attr.method": "occlusion", "decoding": "beam search", "beams": 3}
+    )
+    assert not at.exception
+    params = dict(at.query_params)
+    assert (params["src"], params["attr.method"], params["beams"]) == ("我爱你。", "occlusion", "3")
+    fresh = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        fresh.query_params[key] = value
+    fresh.run()
+    fresh.switch_page("pages/attributions.py").run()
+    assert not fresh.exception
+    assert fresh.session_state["src"] == "我爱你。" and fresh.session_state["beams"] == 3
+    assert fresh.session_state["attr.method"] == "occlusion"
+    z = trace_array(fresh.get("plotly_chart")[0].proto.spec, "z")
+    np.testing.assert_allclose(z, trace_array(at.get("plotly_chart")[0].proto.spec, "z"))
+
+
+def test_a_saved_session_loads_back():
+    def script() -> None:
+        import streamlit as st
+
+        from ui import state
+
+        st.session_state["src"] = "我爱你。"
+        st.session_state["attr.method"] = "lime"
+        st.session_state["beams"] = 7
+        saved = state.session_json({"translation": {"text": "I love you."}})
+        for key in ("src", "attr.method", "beams"):
+            del st.session_state[key]
+        st.session_state["outputs"] = state.load_session(saved)
+        try:
+            state.load_session('{"format": "something else"}')
+        except ValueError as err:
+            st.session_state["error"] = str(err)
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert (at.session_state["src"], at.session_state["attr.method"], at.session_state["beams"]) == (
+        "我爱你。",
+        "lime",
+        7,
+    )
+    assert at.session_state["outputs"] == {"translation": {"text": "I love you."}}
+    assert "not a Lantern session" in at.session_state["error"]
