@@ -15,6 +15,7 @@ PAGES = [
     st.Page("pages/whatif.py", title="What if?", icon=":material/alt_route:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
+    st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"),
 ]
 
 restore_from_url()  # a shared link's state, before any widget exists

@@ -40,6 +40,10 @@ class DataNotFoundError(FileNotFoundError):
     """A corpus file is not under the data root."""
 
 
+class CorpusFormatError(ValueError):
+    """An uploaded corpus is malformed; the message names the line and what is wrong."""
+
+
 def data_root() -> Path:
     """The folder holding the corpora: ``$LANTERN_DATA`` or ``../shared/data``."""
     env = os.environ.get(DATA_ENV)
@@ -168,6 +172,50 @@ def multi30k_tokenized(split: str, lang: str) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
+def _lines(data: bytes, what: str) -> list[str]:
+    """UTF-8 lines of an upload; a line that is not UTF-8 (mixed encodings) is reported by number."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":  # a final newline is not an empty line
+        lines.pop()
+    out = []
+    for n, raw in enumerate(lines, start=1):
+        try:
+            out.append(raw.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError:
+            raise CorpusFormatError(
+                f"{what}, line {n}: not UTF-8 (is the file in another encoding, or mixed?)"
+            ) from None
+    return out
+
+
+def parse_tsv(data: bytes) -> list[Pair]:
+    """``source<TAB>target`` per line (a third column, e.g. an attribution, is kept as such)."""
+    pairs = []
+    for n, line in enumerate(_lines(data, "the file"), start=1):
+        if not line.strip():
+            raise CorpusFormatError(f"line {n} is empty: every line must hold a source and a target")
+        fields = line.split("\t")
+        if len(fields) not in (2, 3):
+            raise CorpusFormatError(f"line {n} has {len(fields)} tab-separated fields; expected 2 (source<TAB>target)")
+        if not fields[0].strip() or not fields[1].strip():
+            raise CorpusFormatError(f"line {n}: the {'source' if not fields[0].strip() else 'target'} is empty")
+        pairs.append(Pair(fields[0], fields[1], fields[2] if len(fields) == 3 else ""))
+    return pairs
+
+
+def parse_two_files(src: bytes, tgt: bytes) -> list[Pair]:
+    """Two line-aligned files; unequal lengths and empty lines are errors."""
+    a, b = _lines(src, "the source file"), _lines(tgt, "the target file")
+    if len(a) != len(b):
+        raise CorpusFormatError(f"the source file has {len(a)} lines but the target file has {len(b)}")
+    for n, (x, y) in enumerate(zip(a, b, strict=True), start=1):
+        if not x.strip() or not y.strip():
+            raise CorpusFormatError(f"line {n} is empty in the {'source' if not x.strip() else 'target'} file")
+    return [Pair(x, y) for x, y in zip(a, b, strict=True)]
+
+
 def load_multi30k(split: str, src_lang: str = "en", tgt_lang: str = "de") -> list[Pair]:
     """One official Multi30k split ("train", "val", "test"), raw cased text, uncleaned."""
     if split not in MULTI30K_SPLITS:
@@ -252,6 +300,11 @@ def load_splits(
         if {src_lang, tgt_lang} != {"en", other}:
             raise ValueError(f"{corpus} holds en and {other}, not {src_lang}->{tgt_lang}")
         raw = read_tatoeba(corpus_path(corpus), src_lang, report)
+        splits = split_pairs(clean_pairs(raw, max_chars, report), val_size, test_size, seed)
+    elif corpus.startswith("file:"):  # a TSV a user uploaded (source<TAB>target), split like Tatoeba
+        path = Path(corpus[len("file:") :])
+        raw = parse_tsv(path.read_bytes())
+        report.read = len(raw)
         splits = split_pairs(clean_pairs(raw, max_chars, report), val_size, test_size, seed)
     elif corpus == "multi30k-en-de":
         parts = {}

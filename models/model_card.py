@@ -117,8 +117,9 @@ def write_model_card(
         parts.append("Not scored (exported with `--no-test`).\n")
     parts += [
         "\n## Data\n",
-        f"- Corpus: `{d.corpus}` ({CORPORA[d.corpus]['origin']}), read from the data root, never committed.",
-        f"- Licence: {LICENCES.get(d.corpus, 'see the corpus SOURCE.md')}",
+        f"- Corpus: `{d.corpus}` ({CORPORA.get(d.corpus, {}).get('origin', 'uploaded through the app')}), "
+        "never committed.",
+        f"- Licence: {LICENCES.get(d.corpus, 'as given by whoever supplied the corpus')}",
         f"- Cleaning (NFKC, control/zero-width/BOM removed, whitespace folded, empty, over-long "
         f"(> {d.max_chars} characters) and duplicate pairs dropped): {json.dumps(splits.report)}.",
         f"- Split: {json.dumps(splits.sizes())} pairs, seed {d.split_seed}; pairs that share a "

@@ -85,8 +85,12 @@ def _checkpoints() -> list[ModelSpec]:
             continue
         for folder in sorted(root.iterdir()):
             meta_path = folder / META_FILE
-            if not (folder / "config.json").exists() or not meta_path.exists():
-                continue
+            if (
+                folder.name.endswith((".tmp", ".old"))
+                or not (folder / "config.json").exists()
+                or not meta_path.exists()
+            ):
+                continue  # half-written exports (atomic_dir leftovers) are never models
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             src = meta.get("src_lang", "")
             specs.setdefault(

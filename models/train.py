@@ -254,6 +254,7 @@ class Trainer:
             disable=not self.dist.main,
         )
         started, window_loss, window_tokens = time.perf_counter(), 0.0, 0
+        self._write_progress(started)
         try:
             while st["epoch"] < t.max_epochs and not self._should_stop(started):
                 batches = distributed.shard(
@@ -321,7 +322,22 @@ class Trainer:
         self.state["plateau_scale"] = scale
         return bool(stop_f)
 
+    def _write_progress(self, started: float) -> None:
+        """``progress.json`` for whoever watches the run (the app's Train page)."""
+        if self.dist.main:
+            elapsed = self.state["elapsed_s"] + time.perf_counter() - started
+            write_json(
+                self.run_dir / "progress.json",
+                {
+                    "step": self.state["step"],
+                    "total_steps": self.total_steps,
+                    "epoch": self.state["epoch"],
+                    "elapsed_s": round(elapsed, 1),
+                },
+            )
+
     def _log_train(self, loss: float, lr: float, started: float) -> None:
+        self._write_progress(started)
         elapsed = self.state["elapsed_s"] + time.perf_counter() - started
         self.state["history"].append(
             {

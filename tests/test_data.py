@@ -100,3 +100,32 @@ def test_tokenized_bleu_reproduces_the_official_multi30k_preprocessing():
     result = moses_tokenized_bleu(["Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."], refs, "de")
     assert result["bleu"] == 100.0 and "tok:none" in result["bleu_signature"]
     assert moses_tokenized_bleu(["Zwei Hunde."], refs, "de")["bleu"] < 10
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"a\tb\nc\n", "line 2 has 1 tab-separated fields"),
+        (b"a\tb\n\nc\td\n", "line 2 is empty"),
+        (b"a\tb\nc\td\te\tf\n", "line 2 has 4"),
+        (b"a\tb\n\xff\xfe\tx\n", "line 2: not UTF-8"),
+        (b"\tb\n", "line 1: the source is empty"),
+    ],
+)
+def test_malformed_uploads_name_the_line(data, message):
+    from models.data import CorpusFormatError, parse_tsv
+
+    with pytest.raises(CorpusFormatError, match=message):
+        parse_tsv(data)
+
+
+def test_uploads_parse_with_bom_crlf_and_two_files():
+    from models.data import CorpusFormatError, parse_tsv, parse_two_files
+
+    assert parse_tsv("\ufeffI love you.\tJe t'aime.\r\nHi.\tSalut.\n".encode()) == [
+        Pair("I love you.", "Je t'aime."),
+        Pair("Hi.", "Salut."),
+    ]
+    assert parse_two_files(b"a\nb\n", b"c\nd") == [Pair("a", "c"), Pair("b", "d")]
+    with pytest.raises(CorpusFormatError, match="3 lines but the target file has 2"):
+        parse_two_files(b"a\nb\nc\n", b"c\nd\n")
