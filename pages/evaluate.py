@@ -13,6 +13,8 @@ from viz.curves import bars, faithfulness_curves, randomisation_curve
 from viz.heatmaps import attribution_heatmap, token_heatmap
 from viz.tokens import prettify_tokens
 
+MAX_TOKEN_PASSES = 3_000_000  # ask before running more than this
+
 READINGS = {
     "AOPC comprehensiveness ↑": "how much p(token) drops when its most important source tokens are removed",
     "AOPC sufficiency ↓": "how much p(token) drops when only its most important source tokens are kept",
@@ -42,6 +44,17 @@ with tab_sentence:
     methods = st.multiselect(
         "Methods", list(METHODS), default=default, key="eval.methods", format_func=lambda m: METHODS[m].title
     )
+    n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
+    passes = len(methods) * n_tgt * (2 * len(FRACTIONS) + 2 + n_src) * (n_src + n_tgt)  # token passes
+    if (
+        methods
+        and passes > MAX_TOKEN_PASSES
+        and not st.toggle(
+            f"Run anyway ({passes:,} token passes: long input and output make this slow)", key="eval.run_long"
+        )
+    ):
+        st.info("Faithfulness removes and keeps tokens for every output token; pick fewer methods or a shorter text.")
+        methods = []
     if methods:
         baseline = "unk" if inputs.spec.task == "generate" else "pad"
         with st.spinner("Removing and keeping tokens for every output token…"):

@@ -46,11 +46,16 @@ SESSION_FORMAT = "lantern-session"
 _NUMERIC_CHOICES = {"attn.layer", "attn.head"}  # "mean"/"max" or a number
 
 
+def safe_text(value: str) -> str:
+    """Drop what cannot be sent to a browser as UTF-8 (lone surrogates, e.g. from a JSON ``\\ud800``)."""
+    return value.encode("utf-8", "ignore").decode("utf-8")
+
+
 def _cast(key: str, value: str) -> Any:
     kind = URL_KEYS[key]
     if key in _NUMERIC_CHOICES and value.isdigit():
         return int(value)
-    return kind(value)
+    return safe_text(value) if kind is str else kind(value)
 
 
 def restore_from_url() -> None:
@@ -66,9 +71,13 @@ def restore_from_url() -> None:
                 continue  # a hand-edited link with a bad value: ignore that key
 
 
+MAX_URL_VALUE = 2000  # characters; longer texts stay out of the link (browsers and servers cap URL length)
+
+
 def sync_to_url() -> None:
-    """Mirror the current state into the URL (only keys that have a value)."""
+    """Mirror the current state into the URL (only keys that have a value, and not very long texts)."""
     wanted = {k: str(st.session_state[k]) for k in URL_KEYS if k in st.session_state}
+    wanted = {k: v for k, v in wanted.items() if len(v) <= MAX_URL_VALUE}
     if {k: st.query_params.get(k) for k in wanted} != wanted:
         st.query_params.from_dict(wanted)
 

@@ -17,7 +17,9 @@ from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, InputError
 from models.pretrained import PretrainedModelError
 from models.registry import ModelSpec, checkpoint_roots, pretrained_spec
-from ui import cache, state
+from ui import cache
+from ui import state as ui_state
+from ui.state import safe_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,6 +113,7 @@ def sidebar_inputs() -> Inputs:
         ("seed", 0),
     ):
         state.setdefault(key, value)
+    state["src"] = safe_text(str(state["src"]))  # however it got there, the text box must be able to send it
     with st.sidebar:
         st.selectbox(
             "Model", list(by_name), key="model", format_func=lambda n: by_name[n].title, on_change=_on_model_change
@@ -347,7 +350,7 @@ def session_sidebar() -> None:
         if st.session_state.get("_charts"):
             st.download_button(
                 "This page's charts (HTML)",
-                state.charts_html(),
+                ui_state.charts_html(),
                 "lantern-charts.html",
                 "text/html",
                 key="session.charts",
@@ -355,7 +358,7 @@ def session_sidebar() -> None:
         outputs = st.session_state.get("_outputs", {})
         st.download_button(
             "Save the session (JSON)",
-            state.session_json(outputs),
+            ui_state.session_json(outputs),
             "lantern-session.json",
             "application/json",
             key="session.save",
@@ -364,7 +367,7 @@ def session_sidebar() -> None:
         if upload is not None and st.session_state.get("_loaded_session") != upload.file_id:
             st.session_state["_loaded_session"] = upload.file_id
             try:
-                st.session_state["_saved_outputs"] = state.load_session(upload.getvalue().decode("utf-8"))
+                st.session_state["_saved_outputs"] = ui_state.load_session(upload.getvalue().decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
                 st.error(f"Could not load this session: {err}")
             else:

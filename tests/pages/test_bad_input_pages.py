@@ -1,0 +1,23 @@
+"""Every page with hostile input: a hint or a visible truncation, never an exception or an error box."""
+
+import pytest
+
+from tests.pages.test_pages import open_page
+from tests.test_bad_inputs import BAD_INPUTS
+
+PAGES = ["pages/translate.py", "pages/attention.py", "pages/attributions.py", "pages/whatif.py", "pages/evaluate.py"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_page_with_bad_input(app_env, page, case):
+    text, expected = BAD_INPUTS[case]
+    at = open_page(page, src=text)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    if expected == "error":
+        assert any("Type a sentence" in i.value for i in at.info)
+    if expected == "truncated":
+        assert any("The rest was cut" in w.value for w in at.warning)
+    rendered = " ".join(m.value for m in at.markdown)
+    assert "<script>" not in rendered  # markup from the input is escaped, never rendered
