@@ -196,6 +196,12 @@ class Trainer:
     def _save_last(self) -> None:
         if not self.dist.main:
             return
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            # the loss is computed before the update, so it can look fine while the weights are already gone
+            raise TrainingStopped(
+                f"the weights became non-finite by step {self.state['step']}; the last good checkpoint in "
+                f"{self.run_dir / 'last'} is kept. Lower train.lr or raise clip_grad_norm."
+            )
         with atomic_dir(self.run_dir / "last") as tmp:
             save_model_dir(tmp, self.model, self.src_tok, self.tgt_tok)
             save_trainer_state(
