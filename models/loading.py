@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel
 from transformers import logging as hf_logging
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
@@ -38,7 +39,7 @@ def load_seq2seq_folder(
         src_tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         tgt_dir = folder / TARGET_TOKENIZER_DIR
         tgt_tok = AutoTokenizer.from_pretrained(tgt_dir) if tgt_dir.exists() else src_tok
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise CheckpointError(f"could not load the model at {folder}: {err}") from err
     model.to(device).eval()
     for p in model.parameters():  # shared read-only: explanations take input gradients only

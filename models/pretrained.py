@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -105,7 +106,7 @@ def load_pretrained(
             source, dtype=DTYPES[dtype], use_safetensors=True, attn_implementation="eager", **kwargs
         )
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise PretrainedModelError(_explain_failure(id_or_path, is_local, err)) from err
     model.to(pick_device(device)).eval()
     for p in model.parameters():

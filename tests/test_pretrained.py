@@ -149,3 +149,41 @@ def test_smollm2_loads_from_its_package_and_answers():
     tr = translate(lm, "What is the capital of Germany?", Decoding(max_new_tokens=16))
     assert "Berlin" in tr.text
     assert lm.source_tokens(list(tr.src_ids))[0] == "<|im_start|>"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: (f / "model.safetensors").write_bytes(b"\x00garbage"), "could not load"),
+        (lambda f: (f / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda f: (f / "config.json").write_text('{"model_type": "no-such-architecture"}'), "could not load"),
+        (lambda f: (f / "config.json").write_text("{not json"), "could not load"),
+        (lambda f: (f / "config.json").unlink(), "config.json is missing"),
+    ],
+)
+def test_a_broken_checkpoint_gives_a_clear_message(tmp_path, tokenizers, damage, message):
+    from models.checkpoint import save_model_dir
+    from models.loading import CheckpointError, load_seq2seq_folder
+    from tests.conftest import make_tiny_lstm
+
+    src, tgt = tokenizers
+    folder = tmp_path / "ck"
+    save_model_dir(folder, make_tiny_lstm(len(src), len(tgt)), src, tgt)
+    load_seq2seq_folder(folder)  # intact: loads
+    damage(folder)
+    with pytest.raises(CheckpointError, match=message):
+        load_seq2seq_folder(folder)
+
+
+def test_pickled_weights_are_never_loaded(roots):
+    import torch
+
+    folder = roots / "tiny-gpt2"
+    pickled = folder.parent / "tiny-gpt2-pickle"
+    import shutil
+
+    shutil.copytree(folder, pickled, dirs_exist_ok=True)
+    (pickled / "model.safetensors").unlink()
+    torch.save(tiny("gpt2", 120).state_dict(), pickled / "pytorch_model.bin")
+    with pytest.raises(PretrainedModelError, match="safetensors"):
+        load_pretrained(str(pickled))
