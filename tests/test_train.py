@@ -148,6 +148,8 @@ def test_cli_trains_a_transformer_that_plain_transformers_loads(use_data_root, t
 
 
 def test_training_runs_unchanged_under_torchrun_and_ranks_keep_identical_weights(use_data_root, tmp_path):
+    import os
+    import signal
     import subprocess
     import sys
 
@@ -173,10 +175,21 @@ def test_training_runs_unchanged_under_torchrun_and_ranks_keep_identical_weights
         "model.dropout=0.2",
     ]
     log = tmp_path / "torchrun.log"
-    with open(log, "w") as f:
-        code = subprocess.run(
-            cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120
-        ).returncode
+    with open(log, "w") as f:  # own process group: on a timeout the workers go too, not only torchrun
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
     output = log.read_text()
     assert code == 0, output[-3000:]
     ranks = [json.loads((tmp_path / "run" / f"rank{r}.json").read_text()) for r in (0, 1)]
