@@ -79,6 +79,24 @@ def build_model(cfg: RunConfig, src_vocab: int, tgt_vocab: int) -> PreTrainedMod
     return LstmAttnForConditionalGeneration(config)
 
 
+def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a ``save_pretrained`` state dict back into a freshly built model.
+
+    Hugging Face saves tied weights once (shared embeddings, an output layer tied to them) and leaves out
+    fixed sinusoidal positions; those keys may be missing, anything else missing is an error.
+    """
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    loaded = {params[k].data_ptr() for k in state if k in params}
+    untied = [
+        k
+        for k in missing
+        if "embed_positions" not in k and params.get(k) is not None and params[k].data_ptr() not in loaded
+    ]
+    if untied or unexpected:
+        raise ValueError(f"checkpoint does not fit the model: missing {untied}, unexpected {unexpected}")
+
+
 def lr_at(cfg: RunConfig, step: int, total_steps: int) -> float:
     """Learning rate before the plateau factor: linear warmup, then the chosen shape."""
     t = cfg.train
@@ -184,7 +202,7 @@ class Trainer:
             )
         from safetensors.torch import load_file
 
-        self.model.load_state_dict(load_file(folder / "model.safetensors"))
+        _load_weights(self.model, load_file(folder / "model.safetensors"))
         self.opt.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng_torch"])
         random.setstate(saved["rng_python"])

@@ -11,7 +11,7 @@ from models.adapter import Decoding
 from models.registry import REPO_ROOT, list_models, load_model
 from viz.tokens import prettify_token
 
-SHIPPED = ["lstm-zh-en"]
+SHIPPED = ["lstm-zh-en", "transformer-en-de"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,3 +51,19 @@ def test_forced_decoding_of_the_models_own_output_reproduces_its_scores(num_beam
     forced = force_translation(lm, "我爱北京天安门", tr.text)
     assert forced.tgt_ids == tr.tgt_ids
     np.testing.assert_allclose(forced.logprobs, tr.logprobs, atol=1e-6)
+
+
+def test_transformer_en_de_translates_and_is_a_plain_transformers_model():
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianMTModel
+
+    lm = load_model("transformer-en-de")
+    tr = translate(lm, "A man in an orange hat is looking at something.", Decoding(num_beams=5))
+    assert "Mann" in tr.text and "Hut" in tr.text, tr.text
+    folder = REPO_ROOT / "checkpoints" / "transformer-en-de"
+    plain = AutoModelForSeq2SeqLM.from_pretrained(folder)  # no Lantern import needed
+    assert isinstance(plain, MarianMTModel)
+    tok = AutoTokenizer.from_pretrained(folder)
+    out = plain.generate(**tok(["A dog runs."], return_tensors="pt"), max_new_tokens=20, num_beams=4)
+    assert "Hund" in tok.decode(out[0], skip_special_tokens=True)
+    scores = json.loads((folder / "scores.json").read_text())
+    assert scores["test_tokenized"]["bleu"] >= 35

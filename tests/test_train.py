@@ -84,6 +84,14 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(u
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=0)
 
 
+def test_a_transformer_run_resumes_with_its_tied_weights(use_data_root, tmp_path):
+    common = ("--no-test", *TINY_TRANSFORMER, "--set", "tokenizer.shared=true", "--set", "train.save_every=2")
+    assert run_cli(tmp_path, "--set", "train.max_steps=2", *common) == 0
+    assert run_cli(tmp_path, "--set", "train.max_steps=4", "--resume", *common) == 0
+    assert torch.load(tmp_path / "run" / "last" / "trainer_state.pt", weights_only=True)["state"]["step"] == 4
+    assert run_cli(tmp_path, "--export-only", *common) == 0
+
+
 def test_resume_without_a_checkpoint_fails_clearly(use_data_root, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         run_cli(tmp_path, "--resume")

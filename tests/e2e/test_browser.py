@@ -1,9 +1,12 @@
-"""The app in a real browser: pages load, a sentence goes in, the heatmap is drawn."""
+"""The app in a real browser (headless Chromium): every page, a sentence typed, a method changed, a file exported."""
 
-import re
+import csv
+import io
 
+import numpy as np
 import pytest
 
+from explain.attribution import attribute
 from explain.translate import translate
 from models.adapter import Decoding
 from models.registry import load_model
@@ -11,27 +14,58 @@ from tools.browser import open_page
 
 pytestmark = pytest.mark.e2e
 
+PAGES = ["Home", "Translate", "Attention", "Attributions", "What if?", "Evaluate", "Training", "Train a model"]
 
-def test_pages_render_in_chromium_and_show_the_translation(browser_page, app_url, monkeypatch):
-    monkeypatch.delenv("LANTERN_CHECKPOINTS", raising=False)
+
+def idle(page) -> None:
+    """Wait until Streamlit has finished the run (its status widget disappears)."""
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
+
+
+def test_every_page_renders_without_an_error(browser_page, app_url):
     page = browser_page
     page.goto(app_url)
     page.get_by_role("heading", name="Lantern").wait_for()
-    expected = translate(load_model("lstm-zh-en"), "我爱北京天安门", Decoding()).text
+    for title in PAGES:
+        open_page(page, title)
+        page.get_by_role("heading", name=title if title != "Home" else "Lantern").first.wait_for()
+        idle(page)
+        assert page.locator("[data-testid='stException']").count() == 0, title
+        assert page.get_by_text("Traceback").count() == 0, title
 
+
+def test_typing_a_sentence_changing_the_method_and_exporting_the_scores(browser_page, app_url):
+    page = browser_page
+    page.goto(app_url)
+    lm = load_model("lstm-zh-en")
     open_page(page, "Translate")
-    page.get_by_text(expected, exact=True).first.wait_for()
-
-    open_page(page, "Attention")
-    page.locator(".js-plotly-plot").first.wait_for()
-    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+    page.get_by_text(translate(lm, "我爱北京天安门", Decoding()).text, exact=True).first.wait_for()
 
     box = page.get_by_role("textbox", name="Source text")
     box.fill("你好。")
     box.press("Control+Enter")
-    hello = translate(load_model("lstm-zh-en"), "你好。", Decoding()).text
-    page.get_by_text(re.compile(re.escape(hello))).first.wait_for()
+    hello = translate(lm, "你好。", Decoding())
+    page.get_by_text(hello.text, exact=True).first.wait_for()
 
-    open_page(page, "Training")
-    page.locator(".js-plotly-plot").first.wait_for()
-    assert not page.get_by_text("Traceback").count()
+    open_page(page, "Attention")
+    page.locator(".js-plotly-plot .heatmaplayer").first.wait_for()
+
+    open_page(page, "Attributions")
+    idle(page)
+    page.get_by_text("What produced").first.wait_for()
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Method").locator("div[data-baseweb='select']").click()
+    page.get_by_role("option", name="Integrated gradients").click()
+    idle(page)
+    page.get_by_text("Completeness check").first.wait_for()
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Scores as CSV").click()
+    with open(download.value.path(), encoding="utf-8") as f:
+        rows = list(csv.DictReader(io.StringIO(f.read())))
+    expected = attribute(lm, hello, "integrated_gradients")
+    got = np.zeros_like(expected.scores)
+    for r in rows:
+        if r["side"] == "source":
+            got[int(r["step"]), int(r["position"])] = float(r["score"])
+    np.testing.assert_allclose(got, expected.scores, atol=1e-6)
+    assert {r["method"] for r in rows} == {"integrated_gradients"}
