@@ -88,7 +88,7 @@ def path_attributions(
             a = points_src[idx].detach().requires_grad_(True)
             b = points_dec[idx, :prefix].detach().requires_grad_(True)
             with torch.enable_grad():
-                picked = obj(a, b)[torch.arange(len(idx)), step[c : c + chunk]]
+                picked = obj.score_at(a, b, step[c : c + chunk])
                 g_src[idx], g_dec[idx, :prefix] = torch.autograd.grad(picked.sum(), (a, b))
             done += len(idx)
             if progress:

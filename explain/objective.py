@@ -13,6 +13,7 @@ the call (the model's lock is held by the caller), and returns one score per gen
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,7 @@ class Objective:
             raise ValueError(f"unknown baseline {self.baseline!r}; choose one of {', '.join(BASELINES)}")
         if self.target == "contrast" and self.alt_ids is None:
             raise ValueError("target 'contrast' needs an alternative token or an alternative target")
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.lm.model.forward).parameters
         self.src_module = self.lm.source_embedding()
         self.dec_module = self.lm.target_embedding()
         with torch.no_grad():
@@ -130,22 +132,44 @@ class Objective:
         """Decoder inputs needed to score the first ``steps`` generated tokens."""
         return steps if self.lm.is_seq2seq() else steps - 1
 
-    def _logprobs(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities [B, steps, V] for the first ``steps`` tokens, ``dec`` holding their decoder inputs."""
+    def _logprobs(self, src: torch.Tensor, dec: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probabilities for the first ``dec``-covered steps: [B, n, V]; with ``steps`` [B], only each row's
+        own step: [B, 1, V] (the model projects onto the vocabulary at that one position, when it can)."""
         b = len(src)
         dec_ids = self.dec_ids[: dec.shape[1]]
+        offset = 0 if self.lm.is_seq2seq() else len(self.src_ids) - 1  # position predicting step 0
+        kwargs = {}
+        if steps is not None and self._keeps_logits:
+            kwargs["logits_to_keep"] = (steps + offset)[:, None]
         if not self.lm.is_seq2seq():  # one embedding call over prompt + target prefix
             ids = torch.cat([self.src_ids, dec_ids]).expand(b, -1)
             with embeddings_replaced(self.src_module, None, torch.cat([src, dec], 1), None):
-                logits = self.lm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-            return logits[:, len(self.src_ids) - 1 :].float().log_softmax(-1)  # [B, T, V]
-        with embeddings_replaced(self.src_module, self.dec_module, src, dec):
-            logits = self.lm.model(
-                input_ids=self.src_ids.expand(b, -1),
-                attention_mask=torch.ones(b, len(self.src_ids), dtype=torch.long, device=src.device),
-                decoder_input_ids=dec_ids.expand(b, -1),
-            ).logits
-        return logits.float().log_softmax(-1)  # [B, steps, V]
+                logits = self.lm.model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits
+        else:
+            with embeddings_replaced(self.src_module, self.dec_module, src, dec):
+                logits = self.lm.model(
+                    input_ids=self.src_ids.expand(b, -1),
+                    attention_mask=torch.ones(b, len(self.src_ids), dtype=torch.long, device=src.device),
+                    decoder_input_ids=dec_ids.expand(b, -1),
+                    **kwargs,
+                ).logits
+        if steps is not None and not self._keeps_logits:
+            logits = logits.gather(1, (steps + offset)[:, None, None].expand(-1, 1, logits.shape[-1]))
+        elif steps is None and offset:
+            logits = logits[:, offset:]
+        return logits.float().log_softmax(-1)
+
+    def score_at(self, src: torch.Tensor, dec: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """src [B, S, d], dec [B, P, d], steps [B] -> each row's score at its own step [B]."""
+        logp = self._logprobs(src, dec, steps)[:, 0]  # [B, V]
+        chosen = logp.gather(-1, self.tgt_ids[steps][:, None])[:, 0]
+        if self.target == "logprob":
+            return chosen
+        if self.target == "prob":
+            return chosen.exp()
+        alt_ids = self.alt_ids[steps]
+        alt = logp.gather(-1, alt_ids.clamp(min=0)[:, None])[:, 0]
+        return torch.where(alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
 
     def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
         """src [B, S, d], dec [B, P, d] -> scores [B, steps] of the first steps the prefix covers.

@@ -31,6 +31,7 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput, Seq2SeqLMOutput
+from transformers.modeling_utils import slice_logits_to_keep
 
 
 class LstmAttnConfig(PretrainedConfig):
@@ -178,13 +179,14 @@ class LstmDecoder(nn.Module):
         return h0, torch.zeros_like(h0)
 
     def forward(
-        self, embeds: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor
+        self, embeds: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor, logits_to_keep: int | torch.Tensor = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder-input embeds [B, T, E], enc [B, S, h], src_mask [B, S] -> logits [B, T, V], alphas [B, T, S]."""
         state = self.initial_state(enc, _lengths(src_mask))
         out, _ = self.lstm(self.dropout(embeds), state)
         context, alphas = self.attention(out, enc, src_mask)
         attentional = self.dropout(torch.tanh(self.combine(torch.cat([out, context], -1))))
+        attentional = slice_logits_to_keep(attentional, logits_to_keep)  # project only the positions asked for
         logits = F.linear(attentional, self.embed_tokens.weight, self.output_bias)
         return logits, alphas
 
@@ -251,6 +253,7 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
         labels: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
@@ -273,8 +276,10 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
                     raise ValueError("pass decoder_input_ids, decoder_inputs_embeds or labels")
                 decoder_input_ids = shift_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
             decoder_inputs_embeds = self.decoder.embed_tokens(decoder_input_ids)
+        if labels is not None and not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
+            raise ValueError("a loss needs the logits of every position: pass labels or logits_to_keep, not both")
         enc = encoder_outputs.last_hidden_state
-        logits, alphas = self.decoder(decoder_inputs_embeds, enc, attention_mask)
+        logits, alphas = self.decoder(decoder_inputs_embeds, enc, attention_mask, logits_to_keep)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)

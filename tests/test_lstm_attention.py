@@ -118,3 +118,12 @@ def test_inputs_embeds_give_the_same_logits_as_ids(tiny_lstm, tokenizers):
         decoder_inputs_embeds=tiny_lstm.get_decoder().embed_tokens(b["decoder_input_ids"]),
     ).logits
     assert torch.equal(by_ids, by_embeds)
+
+
+def test_logits_to_keep_projects_only_the_positions_asked_for(tiny_lstm, tokenizers):
+    b = {k: v for k, v in batch(tokenizers).items() if k != "labels"}
+    full = tiny_lstm(**b).logits
+    keep = torch.tensor([[2], [0], [1], [3]])[: len(full)]
+    kept = tiny_lstm(**b, logits_to_keep=keep).logits
+    assert kept.shape == (len(full), 1, full.shape[-1])
+    torch.testing.assert_close(kept[:, 0], full[torch.arange(len(full)), keep[:, 0]])
