@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import platform
@@ -63,16 +64,16 @@ def matmul_peak(n: int = 2048, seconds: float = 2.0) -> float:
     return 2 * n**3 * done / (time.perf_counter() - start) / 1e9
 
 
-def pick_sentences(lm: LanternModel, n: int, lo: int = 15, hi: int = 20) -> list[Translation]:
+def pick_sentences(lm: LanternModel, n: int, lo: int = 15, hi: int = 20, max_new: int = 16) -> list[Translation]:
     """Test-split sources of lo..hi tokens and the model's greedy outputs.
 
     Decoder-only models get Multi30k test2016 English captions as plain prompts (no chat template,
-    as Inseq takes them) and continue them for at most 16 tokens.
+    as Inseq takes them) and continue them for at most ``max_new`` tokens.
     """
     spec = get_spec(lm.name)
     if spec.task == "generate":
         texts = [p.src for p in load_multi30k("test")]
-        decoding = Decoding(max_new_tokens=16)
+        decoding = Decoding(max_new_tokens=max_new)
     else:
         meta = json.loads((spec.path / "lantern.json").read_text())
         texts = [p.src for p in load_splits(meta["corpus"], spec.src_lang, spec.tgt_lang).test]
@@ -165,26 +166,31 @@ def inseq_runner(lm: LanternModel, method: str) -> Callable[[Translation, int], 
 
     def run(tr: Translation, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
         kw = {"n_steps": n_steps} if method == "integrated_gradients" else {}
-        out = model.attribute(
-            input_texts=tr.src_text,
-            generated_texts=tr.text,
-            attribute_target=True,
-            show_progress=False,
-            include_eos_baseline=True,
-            skip_special_tokens=False,
-            **kw,
-        )
-        seq = out.sequence_attributions[0]
-        src, tgt = seq.source_attributions, seq.target_attributions
-        if src.ndim == 3:
-            src, tgt = src.sum(-1), tgt.sum(-1)
-        return src.T.numpy(), np.nan_to_num(tgt.T.numpy())[:, :-1]
+        common = {"show_progress": False, "include_eos_baseline": True, "skip_special_tokens": False, **kw}
+        if lm.is_seq2seq():
+            out = model.attribute(input_texts=tr.src_text, generated_texts=tr.text, attribute_target=True, **common)
+            seq = out.sequence_attributions[0]
+            src, tgt = seq.source_attributions, seq.target_attributions
+            if src.ndim == 3:
+                src, tgt = src.sum(-1), tgt.sum(-1)
+            return src.T.numpy(), np.nan_to_num(tgt.T.numpy())[:, :-1]
+        # decoder-only: Inseq wants the prompt inside the forced output, and attributes to all positions
+        prompt = lm.src_tokenizer.decode(list(tr.src_ids))
+        whole = lm.src_tokenizer.decode([*tr.src_ids, *tr.tgt_ids])
+        out = model.attribute(input_texts=prompt, generated_texts=whole, **common)
+        tgt = out.sequence_attributions[0].target_attributions  # [prompt + generated, generated(, d)]
+        if tgt.ndim == 3:
+            tgt = tgt.sum(-1)
+        full = np.nan_to_num(tgt.T.numpy())  # [T, S + T]
+        s = len(tr.src_ids)
+        return full[:, :s], full[:, s : s + len(tr.tgt_ids) - 1]
 
     return run
 
 
-def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None) -> float:
-    """FLOPs of one teacher-forced forward pass scoring the first ``steps`` output tokens.
+def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None, one_logit: bool = False) -> float:
+    """FLOPs of one teacher-forced forward pass over the first ``steps`` output tokens; with ``one_logit``,
+    the vocabulary projection at a single position (as the gradient engine asks for with logits_to_keep).
 
     nn.LSTM is not in FlopCounterMode's table, so it is added: 2·4·h·(input + h) per token,
     direction and layer.
@@ -200,9 +206,19 @@ def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None) -
         lstm_flops += per_token * dirs * tokens
 
     hooks = [m.register_forward_hook(on_lstm) for m in lm.model.modules() if isinstance(m, torch.nn.LSTM)]
+    n = steps or len(tr.tgt_ids)
+    dec = lm.decoder_inputs(list(tr.tgt_ids[:n]))
+    keep = (
+        {"logits_to_keep": 1}
+        if one_logit and "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+        else {}
+    )
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            lm.score(list(tr.src_ids), list(tr.tgt_ids[: steps or len(tr.tgt_ids)]))
+            if lm.is_seq2seq():
+                lm.model(input_ids=torch.tensor([tr.src_ids]), decoder_input_ids=torch.tensor([dec]), **keep)
+            else:
+                lm.model(input_ids=torch.tensor([[*tr.src_ids, *dec]]), **keep)
     finally:
         for h in hooks:
             h.remove()
@@ -223,7 +239,7 @@ def method_gflop(lm: LanternModel, tr: Translation, method: str, n_steps: int) -
     total = 0.0
     for g in range(0, t, per_group):
         members = range(g, min(t, g + per_group))
-        total += len(members) * k * forward_gflop(lm, tr, steps=max(members) + 1) * 3
+        total += len(members) * k * forward_gflop(lm, tr, steps=max(members) + 1, one_logit=True) * 3
     return total
 
 
@@ -239,12 +255,13 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=8)
     ap.add_argument("--n-steps", type=int, default=32)
     ap.add_argument("--methods", default="integrated_gradients,input_x_gradient,occlusion")
+    ap.add_argument("--max-new", type=int, default=16, help="tokens a decoder-only model continues a prompt with")
     args = ap.parse_args()
     torch.manual_seed(0)
     lm = load_model(args.model)
     if lm.chat:  # Inseq attributes plain prompts; compare like with like
         lm = dataclasses.replace(lm, chat=False)
-    sentences = pick_sentences(lm, args.sentences)
+    sentences = pick_sentences(lm, args.sentences, max_new=args.max_new)
     peak = matmul_peak()
     print(
         f"model {args.model}, {len(sentences)} test sentences of 15-20 source tokens "
