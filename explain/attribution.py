@@ -9,6 +9,7 @@ probability, or a contrast with an alternative) are chosen separately, as in Ins
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,6 +111,10 @@ METHODS: dict[str, MethodInfo] = {
 }
 ALIASES = {"feature_ablation": "occlusion"}
 EMBEDDING_AGGREGATIONS = ("sum", "l2", "mean", "max")
+
+
+class AttributionTimeout(RuntimeError):
+    """An attribution ran past its time limit (checked between batched chunks)."""
 
 
 def list_methods() -> list[MethodInfo]:
@@ -243,13 +248,15 @@ def attribute(
     seed: int = 0,
     baseline: str = "pad",
     progress: Callable[[float], None] | None = None,
+    time_limit: float | None = None,
 ) -> Attribution:
     """Explain every generated token of ``translation`` (or the contrasted ones) under ``method``.
 
     ``with_prefix``: also attribute to the decoder inputs (start token and earlier output tokens).
     ``embedding_agg``: how a token's per-dimension scores are combined; default L2 for saliency,
     sum otherwise (sums keep completeness). ``baseline``: "pad" or "unk" (see ``Objective``).
-    ``progress`` is called with the fraction done.
+    ``progress`` is called with the fraction done; ``time_limit`` (seconds) stops a run between chunks with
+    ``AttributionTimeout``.
     """
     method = ALIASES.get(method, method)
     if method not in METHODS:
@@ -262,6 +269,7 @@ def attribute(
         raise ValueError(f"this translation was made by {translation.model!r}, not {lm.name!r}")
     agg = embedding_agg or ("l2" if method == "saliency" else "sum")
     generator = torch.Generator().manual_seed(seed)
+    progress = _with_deadline(progress, time_limit)
     with lm.lock:
         obj, rows, note = _objective(lm, translation, target, contrast_token, contrast_target, baseline)
         logprobs, entropy = obj.step_distribution()
@@ -324,6 +332,25 @@ def attribute(
         contrast=note,
         params=params,
     )
+
+
+def _with_deadline(
+    progress: Callable[[float], None] | None, time_limit: float | None
+) -> Callable[[float], None] | None:
+    """A progress callback that also enforces ``time_limit`` (the engines call it after every chunk)."""
+    if time_limit is None:
+        return progress
+    deadline = time.monotonic() + time_limit
+
+    def check(fraction: float) -> None:
+        if time.monotonic() > deadline and fraction < 1.0:
+            raise AttributionTimeout(
+                f"stopped after {time_limit:g} s, {fraction:.0%} done: fewer steps or samples, or a shorter text"
+            )
+        if progress:
+            progress(fraction)
+
+    return check
 
 
 def _attention_scores(lm: LanternModel, translation: Translation) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -374,3 +374,12 @@ def test_small_memory_budget_gives_the_same_scores_in_more_chunks(lm, tr, monkey
     monkeypatch.setenv("LANTERN_ATTRIBUTION_MB", "0.001")  # the floor: 64 tokens per pass
     np.testing.assert_allclose(attribute(lm, tr, "integrated_gradients", n_steps=8).scores, full.scores, atol=1e-5)
     np.testing.assert_allclose(attribute(lm, tr, "occlusion").scores, occ.scores, atol=1e-5)
+
+
+def test_a_time_limit_stops_a_long_attribution_between_chunks(lm, tr, monkeypatch):
+    from explain.attribution import AttributionTimeout
+
+    monkeypatch.setenv("LANTERN_ATTRIBUTION_MB", "0.001")  # many small chunks
+    with pytest.raises(AttributionTimeout, match="stopped after 0 s"):
+        attribute(lm, tr, "integrated_gradients", n_steps=64, time_limit=0.0)
+    assert attribute(lm, tr, "integrated_gradients", n_steps=4, time_limit=60.0).scores.shape[0] == len(tr.tgt_ids)

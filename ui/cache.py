@@ -30,6 +30,7 @@ from models.data import REPO_ROOT
 from models.registry import ModelSpec, list_models, load_model
 
 MAX_MODELS = 3  # models held in memory at once (SmolLM2 alone takes ~0.6 GB)
+REQUEST_SECONDS = float(os.environ.get("LANTERN_REQUEST_SECONDS", "120"))  # one attribution's time limit
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -126,6 +127,7 @@ def run_attribution(
         n_samples=n_samples,
         baseline=baseline,
         progress=progress,
+        time_limit=REQUEST_SECONDS,
     )
     store.put(key, result)
     return result

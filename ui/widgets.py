@@ -12,7 +12,7 @@ import streamlit as st
 
 from explain.aggregate import AGGREGATIONS
 from explain.attention import KIND_LABELS, attention_stack, available_kinds
-from explain.attribution import METHODS
+from explain.attribution import METHODS, AttributionTimeout
 from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, InputError
 from models.pretrained import PretrainedModelError
@@ -153,6 +153,8 @@ def run_or_explain(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         return fn(*args, **kwargs)
     except InputError as err:
         st.info(f"Type a sentence in the sidebar: {err}.")
+    except AttributionTimeout as err:
+        st.warning(f"This explanation took too long for this server and was {err}.")
     except Exception as err:  # a page must never die with a traceback
         log.exception("computation failed")
         st.error(f"Lantern could not compute this: {type(err).__name__}: {err}")
