@@ -44,6 +44,13 @@ def chromium_path() -> str | None:
 @contextmanager
 def running_app(env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
     """Yield the URL of a fresh `streamlit run app.py`; stop its whole process group afterwards."""
+    with running_app_process(env, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_app_process(env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[tuple[str, int]]:
+    """The same, yielding (URL, server process id)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -73,7 +80,7 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 90) -> Itera
                     log.seek(0)
                     raise RuntimeError(f"streamlit did not start:\n{log.read()[-3000:]}")
                 time.sleep(0.3)
-            yield url
+            yield url, proc.pid
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)

@@ -1,0 +1,115 @@
+"""Many users at once: N concurrent browser sessions against one `streamlit run`.
+
+    venv/bin/python -m bench.load --sessions 1,4,16
+
+Each session opens the app on its own sentence and goes Translate -> Attention -> Attributions (input x
+gradient), then downloads its attribution scores as CSV. Every CSV is compared with a lone run of the
+same explanation in this process: sessions must not change each other's numbers. Prints, per N, the
+requests per second, the median and 95th-percentile page latency, the largest difference from the lone
+runs, and the server's resident memory (models and caches are capped, so it must level off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import statistics
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+from explain.attribution import attribute
+from explain.translate import translate
+from models.adapter import Decoding
+from models.data import load_splits
+from models.registry import load_model
+from tools.browser import CHROMIUM_ARGS, chromium_path, running_app_process
+
+MODEL = "lstm-zh-en"
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server and its children (Streamlit runs in one process)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def session(browser, url: str, text: str) -> tuple[list[float], np.ndarray]:
+    """One user: three pages, timed from navigation to a finished run; returns latencies and the CSV scores."""
+    ctx = await browser.new_context(viewport={"width": 1300, "height": 1400}, accept_downloads=True)
+    page = await ctx.new_page()
+    page.set_default_timeout(180_000)
+    query = urllib.parse.urlencode({"model": MODEL, "src": text, "attr.method": "input_x_gradient"})
+    latencies = []
+    for path, ready in (
+        ("translate", "text=How often the model saw"),
+        ("attention", ".js-plotly-plot"),
+        ("attributions", "text=What produced"),
+    ):
+        start = time.perf_counter()
+        await page.goto(f"{url}/{path}?{query}")
+        await page.locator(ready).first.wait_for()
+        await page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
+        latencies.append(time.perf_counter() - start)
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Scores as CSV").click()
+    download = await info.value
+    rows = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text(encoding="utf-8"))))
+    n_t = 1 + max(int(r["step"]) for r in rows)
+    n_s = 1 + max(int(r["position"]) for r in rows if r["side"] == "source")
+    scores = np.zeros((n_t, n_s))
+    for r in rows:
+        if r["side"] == "source":
+            scores[int(r["step"]), int(r["position"])] = float(r["score"])
+    await ctx.close()
+    return latencies, scores
+
+
+async def wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.ndarray]]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(session(browser, url, t) for t in texts))
+        wall = time.perf_counter() - start
+        await browser.close()
+    return wall, [x for lat, _ in results for x in lat], [s for _, s in results]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", default="1,4,16")
+    args = ap.parse_args()
+    waves = [int(n) for n in args.sessions.split(",")]
+    texts = [p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test if 8 <= len(p.src) <= 20][: max(waves)]
+    lm = load_model(MODEL)
+    lone = {t: attribute(lm, translate(lm, t, Decoding()), "input_x_gradient").scores for t in texts}
+    print(
+        f"app: `streamlit run app.py`, model {MODEL}, sessions Translate -> Attention -> Attributions "
+        f"(input x gradient) on different Tatoeba test sentences\n"
+    )
+    print(
+        "| sessions | pages | wall s | pages/s | median page s | p95 page s | max abs diff vs lone run "
+        "| server RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    with running_app_process() as (url, pid):
+        for n in waves:
+            wall, latencies, scores = asyncio.run(wave(url, texts[:n]))
+            diff = max(float(np.abs(s - lone[t]).max()) for s, t in zip(scores, texts[:n], strict=True))
+            q = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
+            print(
+                f"| {n} | {len(latencies)} | {wall:.1f} | {len(latencies) / wall:.2f} | "
+                f"{statistics.median(latencies):.2f} | {q:.2f} | {diff:.1e} | {rss_mb(pid):.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
