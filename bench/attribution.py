@@ -21,7 +21,8 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -188,24 +189,30 @@ def inseq_runner(lm: LanternModel, method: str) -> Callable[[Translation, int], 
     return run
 
 
-def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None, one_logit: bool = False) -> float:
-    """FLOPs of one teacher-forced forward pass over the first ``steps`` output tokens; with ``one_logit``,
-    the vocabulary projection at a single position (as the gradient engine asks for with logits_to_keep).
-
-    nn.LSTM is not in FlopCounterMode's table, so it is added: 2·4·h·(input + h) per token,
-    direction and layer.
-    """
-    lstm_flops = 0.0
+@contextmanager
+def lstm_flops(model: torch.nn.Module, backward: bool = False) -> Iterator[list[float]]:
+    """Count nn.LSTM FLOPs, which FlopCounterMode's table lacks: 2·4·h·(input + h) per token, direction
+    and layer forward, three times that with the backward pass. Yields a one-element accumulator."""
+    total = [0.0]
 
     def on_lstm(module: torch.nn.LSTM, inputs: tuple, output: object) -> None:
-        nonlocal lstm_flops
         x = inputs[0]
         tokens = int(x.data.shape[0]) if isinstance(x, torch.nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
         dirs, h = 1 + module.bidirectional, module.hidden_size
         per_token = sum(2 * 4 * h * ((module.input_size if i == 0 else h * dirs) + h) for i in range(module.num_layers))
-        lstm_flops += per_token * dirs * tokens
+        total[0] += per_token * dirs * tokens * (3 if backward else 1)
 
-    hooks = [m.register_forward_hook(on_lstm) for m in lm.model.modules() if isinstance(m, torch.nn.LSTM)]
+    hooks = [m.register_forward_hook(on_lstm) for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    try:
+        yield total
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None, one_logit: bool = False) -> float:
+    """FLOPs of one teacher-forced forward pass over the first ``steps`` output tokens; with ``one_logit``,
+    the vocabulary projection at a single position (as the gradient engine asks for with logits_to_keep)."""
     n = steps or len(tr.tgt_ids)
     dec = lm.decoder_inputs(list(tr.tgt_ids[:n]))
     keep = (
@@ -213,16 +220,12 @@ def forward_gflop(lm: LanternModel, tr: Translation, steps: int | None = None, o
         if one_logit and "logits_to_keep" in inspect.signature(lm.model.forward).parameters
         else {}
     )
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            if lm.is_seq2seq():
-                lm.model(input_ids=torch.tensor([tr.src_ids]), decoder_input_ids=torch.tensor([dec]), **keep)
-            else:
-                lm.model(input_ids=torch.tensor([[*tr.src_ids, *dec]]), **keep)
-    finally:
-        for h in hooks:
-            h.remove()
-    return (counter.get_total_flops() + lstm_flops) / 1e9
+    with lstm_flops(lm.model) as lstm, torch.no_grad(), FlopCounterMode(display=False) as counter:
+        if lm.is_seq2seq():
+            lm.model(input_ids=torch.tensor([tr.src_ids]), decoder_input_ids=torch.tensor([dec]), **keep)
+        else:
+            lm.model(input_ids=torch.tensor([[*tr.src_ids, *dec]]), **keep)
+    return (counter.get_total_flops() + lstm[0]) / 1e9
 
 
 def method_gflop(lm: LanternModel, tr: Translation, method: str, n_steps: int) -> float:

@@ -1,0 +1,198 @@
+"""Every benchmark in one run, printed and written to bench/results.md with the date and the machine.
+
+    make bench            # = venv-bench/bin/python -m bench.all (venv-bench has Inseq)
+
+1. app cold start: `streamlit run` to the first rendered page in headless Chromium;
+2. translate + attention latency per model;
+3. attribution latency per method and model (Lantern);
+4. Lantern vs Inseq vs a plain Captum loop (bench.attribution), per model;
+5. training throughput (tokens/s, model FLOPs/s against the measured matmul peak);
+6. many users at once (bench.load).
+Numbers are medians over several sentences; seconds depend on the machine, ratios less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.attribution import lstm_flops, machine, matmul_peak
+from explain.attention import extract_attention
+from explain.attribution import attribute
+from explain.translate import translate
+from models.adapter import Decoding
+from models.batching import bucket_batches, iterate
+from models.data import load_multi30k, load_splits
+from models.registry import list_models, load_model
+from models.train import Trainer
+from models.train_config import load_config
+from tools.browser import browser_page, running_app
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = {
+    "zh": lambda: [p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test],
+    "en": lambda: [p.src for p in load_multi30k("test")],
+}
+METHODS = [
+    "attention",
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "occlusion",
+    "shapley_value_sampling",
+    "lime",
+]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def cold_start() -> list[str]:
+    start = time.perf_counter()
+    with running_app() as url, browser_page() as page:
+        healthy = time.perf_counter() - start
+        page.goto(url)
+        page.get_by_role("heading", name="Lantern").wait_for()
+        first = time.perf_counter() - start
+        page.goto(f"{url}/translate")
+        page.locator("text=How often the model saw").first.wait_for()
+        translate_page = time.perf_counter() - start - first
+    return [
+        "| step | seconds |",
+        "|---|---|",
+        f"| server healthy | {healthy:.1f} |",
+        f"| first page rendered (Home) | {first:.1f} |",
+        f"| then Translate, model loaded and run | {translate_page:.1f} |",
+    ]
+
+
+def model_latency(name: str, n: int) -> tuple[str, str]:
+    """Table rows for one model: translate and attention; each attribution method."""
+    lm = load_model(name)
+    lang = "zh" if name.endswith("zh-en") else "en"
+    texts = [t for t in TEXTS[lang]() if 15 <= len(lm.encode_source(t).ids) <= 20][:n]
+    decoding = Decoding(max_new_tokens=24)
+    translate(lm, texts[0], decoding)  # warm-up
+    trs, t_tr = [], []
+    for t in texts:
+        start = time.perf_counter()
+        trs.append(translate(lm, t, decoding))
+        t_tr.append(time.perf_counter() - start)
+    t_att = [timed(lambda tr=tr: extract_attention(lm, tr)) for tr in trs]
+    kw = {} if lm.is_seq2seq() else {"baseline": "unk"}
+    cells = [
+        f"{statistics.median(timed(lambda tr=tr, m=m: attribute(lm, tr, m, **kw)) for tr in trs):.3f}" for m in METHODS
+    ]
+    row = f"| {name} | {statistics.median(t_tr):.3f} | {statistics.median(t_att):.3f} |"
+    return row, f"| {name} | " + " | ".join(cells) + " |"
+
+
+def latencies(models: list[str], n: int) -> tuple[list[str], list[str]]:
+    rows = ["| model | translate s | attention s |", "|---|---|---|"]
+    attr_rows = ["| model | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
+    for name in models:
+        row, attr_row = model_latency(name, n)
+        rows.append(row)
+        attr_rows.append(attr_row)
+    return rows, attr_rows
+
+
+def preset_throughput(preset: str, peak: float) -> str:
+    """One training table row: 10 measured steps on real batches after a warm-up and a FLOP-counted step."""
+    cfg = load_config(preset, ["data.limit_train=3000", "train.eval_every=100000", "train.save_every=100000"])
+    trainer = Trainer(cfg, Path("/tmp/lantern-bench-train") / cfg.name)
+    order = bucket_batches(trainer.train_examples, cfg.train.batch_size, 0)[:12]
+    batches = list(iterate(trainer.train_examples, order, trainer.src_tok.pad_token_id))
+
+    def step(batch: dict) -> int:
+        loss, n_tok = trainer._loss(batch, cfg.train.label_smoothing)
+        trainer.opt.zero_grad()
+        loss.backward()
+        trainer.opt.step()
+        return n_tok
+
+    step(batches[0])
+    with lstm_flops(trainer.model, backward=True) as lstm, FlopCounterMode(display=False) as counter:
+        step(batches[1])
+    flops_per_token = (counter.get_total_flops() + lstm[0]) / max(1, int(batches[1]["labels"].ne(-100).sum()))
+    start, tokens = time.perf_counter(), 0
+    for b in batches[2:]:
+        tokens += step(b)
+    secs = time.perf_counter() - start
+    gflops = flops_per_token * tokens / secs / 1e9
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    return (
+        f"| {cfg.name} ({cfg.model.architecture}, amp {cfg.train.amp}) | {n_params / 1e6:.1f} M | "
+        f"{tokens / secs:,.0f} | {gflops:.0f}{lstm} | {100 * gflops / peak:.0f}% |"
+    )
+
+
+def training_throughput(peak: float) -> list[str]:
+    rows = ["| preset | params | target tokens/s | model GFLOP/s | % of fp32 matmul peak |", "|---|---|---|---|---|"]
+    return rows + [preset_throughput(p, peak) for p in ("configs/lstm_zh_en.toml", "configs/transformer_en_de.toml")]
+
+
+def sub(args: list[str]) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.startswith(("|", "Inseq", "model", "app"))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sentences", type=int, default=5)
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: start,latency,vs,train,load")
+    args = ap.parse_args()
+    skip = set(args.skip.split(","))
+    peak = matmul_peak()
+    own = [s.name for s in list_models() if s.kind == "checkpoint"]
+    out = [
+        f"# Lantern benchmarks, {date.today().isoformat()}",
+        "",
+        f"Machine: {machine()}; measured fp32 matmul peak {peak:.0f} GFLOP/s. Produced by `make bench` (bench/all.py).",
+        "",
+    ]
+    if "start" not in skip:
+        out += ["## App cold start", "", *cold_start(), ""]
+    if "latency" not in skip:
+        rows, attr_rows = latencies([*own, "smollm2-135m-instruct"], args.sentences)
+        out += [
+            "## Translate and attention (median s per sentence of 15-20 source tokens)",
+            "",
+            *rows,
+            "",
+            "## Attribution, every output token (median s; IG 32 steps, Shapley and LIME 25 samples)",
+            "",
+            *attr_rows,
+            "",
+        ]
+    if "vs" not in skip:
+        out += ["## Lantern vs Inseq vs a plain Captum loop", ""]
+        for model, extra in (
+            ("lstm-zh-en", []),
+            ("transformer-en-de", []),
+            ("smollm2-135m-instruct", ["--sentences", "3", "--max-new", "8"]),
+        ):
+            out += [f"### {model}", "", *sub(["bench.attribution", "--model", model, *extra]), ""]
+    if "train" not in skip:
+        out += ["## Training throughput (CPU, batches from the real corpora)", "", *training_throughput(peak), ""]
+    if "load" not in skip:
+        out += ["## Many users at once", "", *sub(["bench.load"]), ""]
+    text = "\n".join(out)
+    print(text)
+    (REPO / "bench" / "results.md").write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()
