@@ -21,7 +21,13 @@ PAGES = [
 restore_from_url()  # a shared link's state, before any widget exists
 keep_shared_state()
 reset_charts()
-page = st.navigation(PAGES)
+# The menu is drawn here rather than by st.navigation: with client.showSidebarNavigation off, Streamlit never
+# shows its auto-discovered pages/ list, which would otherwise appear before this script's first run ends.
+page = st.navigation(PAGES, position="hidden")
+with st.sidebar:
+    for p in PAGES:
+        st.page_link(p, label=p.title, icon=p.icon)
+    st.divider()
 try:
     page.run()
 finally:  # also after a page's st.stop(): the session tools and the URL stay current

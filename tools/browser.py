@@ -6,6 +6,7 @@ Used by the end-to-end tests and by ``python -m tools.screenshots``. Never downl
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -118,5 +119,6 @@ def browser_page(width: int = 1300, height: int = 1500) -> Iterator[object]:
 
 
 def open_page(page: object, title: str) -> None:
-    """Click a page's link in the sidebar navigation (not a page_link of the same name)."""
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).first.click()
+    """Click a page's link in the sidebar menu (not a link of the same name on the page itself)."""
+    label = re.compile(rf"{re.escape(title)}\s*$")  # the icon's ligature text comes first ("homeHome")
+    page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink").filter(has_text=label).first.click()

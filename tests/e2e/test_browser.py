@@ -37,6 +37,7 @@ def test_every_page_renders_without_an_error(browser_page, app_url):
 def test_typing_a_sentence_changing_the_method_and_exporting_the_scores(browser_page, app_url):
     page = browser_page
     page.goto(app_url)
+    page.get_by_role("heading", name="Lantern").wait_for()
     lm = load_model("lstm-zh-en")
     open_page(page, "Translate")
     page.get_by_text(translate(lm, "我爱北京天安门", Decoding()).text, exact=True).first.wait_for()
@@ -53,10 +54,10 @@ def test_typing_a_sentence_changing_the_method_and_exporting_the_scores(browser_
     open_page(page, "Attributions")
     idle(page)
     page.get_by_text("What produced").first.wait_for()
-    page.locator("[data-testid='stSelectbox']").filter(has_text="Method").locator("div[data-baseweb='select']").click()
+    page.get_by_role("combobox", name="Method").click()
     page.get_by_role("option", name="Integrated gradients").click()
-    idle(page)
     page.get_by_text("Completeness check").first.wait_for()
+    idle(page)  # the rerun that the selection started has finished: the export buttons are this run's
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
     with page.expect_download() as download:
         page.get_by_role("button", name="Scores as CSV").click()
