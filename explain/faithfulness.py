@@ -79,18 +79,23 @@ def _top_masks(scores: np.ndarray, fractions: tuple[float, ...], keep: bool) -> 
     return masks
 
 
-def measure(lm: LanternModel, translation: Translation, attribution: Attribution) -> Faithfulness:
-    """Faithfulness of ``attribution`` (its source scores) for every explained output token."""
-    if attribution.src_tokens != translation.src_tokens or attribution.tgt_tokens != translation.tgt_tokens:
-        raise ValueError("the attribution explains a different sentence or output than this translation")
+def _prob_objective(lm: LanternModel, translation: Translation) -> Objective:
+    """p(y_t) for every output token of ``translation``, as a function of source masks."""
     dev = lm.device
-    obj = Objective(
+    return Objective(
         lm,
         torch.tensor(translation.src_ids, device=dev),
         torch.tensor(lm.decoder_inputs(list(translation.tgt_ids)), device=dev, dtype=torch.long),
         torch.tensor(translation.tgt_ids, device=dev),
         "prob",
     )
+
+
+def measure(lm: LanternModel, translation: Translation, attribution: Attribution) -> Faithfulness:
+    """Faithfulness of ``attribution`` (its source scores) for every explained output token."""
+    if attribution.src_tokens != translation.src_tokens or attribution.tgt_tokens != translation.tgt_tokens:
+        raise ValueError("the attribution explains a different sentence or output than this translation")
+    obj = _prob_objective(lm, translation)
     # [T, S] ranked as given: for signed methods the most positive tokens are those supporting the output
     # (removing a token that pushed against it would raise p); unsigned methods are magnitudes already.
     importance = attribution.scores.astype(float)
@@ -123,14 +128,7 @@ def measure(lm: LanternModel, translation: Translation, attribution: Attribution
 
 def oracle_ranking(lm: LanternModel, translation: Translation) -> np.ndarray:
     """Leave-one-out drops in p(y_t) [tgt, src]: the ranking that best explains single deletions."""
-    dev = lm.device
-    obj = Objective(
-        lm,
-        torch.tensor(translation.src_ids, device=dev),
-        torch.tensor(lm.decoder_inputs(list(translation.tgt_ids)), device=dev, dtype=torch.long),
-        torch.tensor(translation.tgt_ids, device=dev),
-        "prob",
-    )
+    obj = _prob_objective(lm, translation)
     s = len(translation.src_ids)
     masks = torch.from_numpy(np.concatenate([np.ones((1, s)), 1 - np.eye(s)])).float()
     with lm.lock:
