@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM, MarianConfig, MarianMTModel
 
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
 from models.tokenization import train_tokenizer
@@ -91,6 +92,45 @@ def make_tiny_lstm(
         dropout=dropout,
     )
     return LstmAttnForConditionalGeneration(config).eval()
+
+
+def make_tiny_marian(src_vocab: int, tgt_vocab: int) -> MarianMTModel:
+    """A 2+2-layer random Marian with separate source/target vocabularies and eager attention, frozen."""
+    torch.manual_seed(0)
+    config = MarianConfig(
+        vocab_size=src_vocab, decoder_vocab_size=tgt_vocab, share_encoder_decoder_embeddings=False, d_model=16,
+        encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64, init_std=0.3, pad_token_id=0,
+        eos_token_id=2, bos_token_id=1, decoder_start_token_id=1, forced_eos_token_id=2,
+        attn_implementation="eager",
+    )  # fmt: skip
+    model = MarianMTModel(config).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def make_tiny_llama(vocab: int) -> LlamaForCausalLM:
+    """A 2-layer random Llama with eager attention (attention weights are returned), frozen."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        attn_implementation="eager",
+    )
+    model = LlamaForCausalLM(config).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 @pytest.fixture()

@@ -13,8 +13,7 @@ from explain.attention import (
 )
 from explain.translate import translate
 from models.adapter import Decoding, LanternModel
-from tests.conftest import make_tiny_lstm
-from tests.test_attribution import tiny_llama, tiny_marian
+from tests.conftest import make_tiny_llama, make_tiny_lstm, make_tiny_marian
 
 
 def make_maps(kind: str, tokenizers):
@@ -22,9 +21,9 @@ def make_maps(kind: str, tokenizers):
     if kind == "lstm":
         lm = LanternModel("lstm", make_tiny_lstm(len(src), len(tgt), seed=1), src, tgt)
     elif kind == "marian":
-        lm = LanternModel("marian", tiny_marian(len(src), len(tgt)), src, tgt)
+        lm = LanternModel("marian", make_tiny_marian(len(src), len(tgt)), src, tgt)
     else:
-        lm = LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt)
+        lm = LanternModel("llama", make_tiny_llama(len(tgt)), tgt, tgt)
     text = "I love you." if kind == "llama" else "我爱你。"
     return extract_attention(lm, translate(lm, text, Decoding(max_new_tokens=5)))
 

@@ -11,7 +11,6 @@ from captum.attr import (
     LayerIntegratedGradients,
     ShapleyValueSampling,
 )
-from transformers import LlamaConfig, LlamaForCausalLM, MarianConfig, MarianMTModel
 
 from explain import export
 from explain.aggregate import merge_subwords, word_spans
@@ -19,44 +18,7 @@ from explain.attribution import METHODS, attribute, forward_passes, list_methods
 from explain.perturbation import lime
 from explain.translate import translate
 from models.adapter import Decoding, LanternModel
-from tests.conftest import make_tiny_lstm
-
-
-def tiny_marian(src_vocab: int, tgt_vocab: int) -> MarianMTModel:
-    torch.manual_seed(0)
-    config = MarianConfig(
-        vocab_size=src_vocab, decoder_vocab_size=tgt_vocab, share_encoder_decoder_embeddings=False, d_model=16,
-        encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64, init_std=0.3, pad_token_id=0,
-        eos_token_id=2, bos_token_id=1, decoder_start_token_id=1, forced_eos_token_id=2,
-        attn_implementation="eager",
-    )  # fmt: skip
-    model = MarianMTModel(config).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def tiny_llama(vocab: int) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-        initializer_range=0.3,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        attn_implementation="eager",
-    )
-    model = LlamaForCausalLM(config).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+from tests.conftest import make_tiny_llama, make_tiny_lstm, make_tiny_marian
 
 
 @pytest.fixture(params=["lstm", "marian", "llama"])
@@ -67,9 +29,9 @@ def lm(request, tokenizers) -> LanternModel:
         for p in model.parameters():
             p.requires_grad_(False)
     elif request.param == "marian":
-        model = tiny_marian(len(src), len(tgt))
+        model = make_tiny_marian(len(src), len(tgt))
     else:  # decoder-only: the prompt and the continuation share one vocabulary
-        return LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt)
+        return LanternModel("llama", make_tiny_llama(len(tgt)), tgt, tgt)
     return LanternModel(request.param, model, src, tgt)
 
 
@@ -226,7 +188,7 @@ def test_integrated_gradients_is_complete(lm, tr):
 def test_delta_flags_a_zero_baseline_under_rms_norm(tokenizers):
     """RMSNorm(a·x) is the same for every a > 0: from all-zero embeddings the IG path misses the jump at 0."""
     _, tgt = tokenizers
-    lm = LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt)
+    lm = LanternModel("llama", make_tiny_llama(len(tgt)), tgt, tgt)
     tr = translate(lm, "I love", Decoding(max_new_tokens=4))
     a = attribute(lm, tr, "integrated_gradients", n_steps=64, baseline="pad")
     assert np.abs(a.delta).max() > 0.05

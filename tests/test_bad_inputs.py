@@ -8,8 +8,7 @@ from explain.attribution import attribute
 from explain.translate import force_translation, translate
 from models.adapter import Decoding, InputError, LanternModel
 from models.data import clean_text
-from tests.conftest import make_tiny_lstm
-from tests.test_attribution import tiny_llama
+from tests.conftest import make_tiny_llama, make_tiny_lstm
 
 # name -> (text, what must happen)
 BAD_INPUTS = {
@@ -31,7 +30,7 @@ def lm(request, tokenizers) -> LanternModel:
     src, tgt = tokenizers
     if request.param == "lstm":
         return LanternModel("lstm", make_tiny_lstm(len(src), len(tgt), seed=1), src, tgt)
-    return LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt, max_source_tokens=128)
+    return LanternModel("llama", make_tiny_llama(len(tgt)), tgt, tgt, max_source_tokens=128)
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))

@@ -13,14 +13,15 @@ from explain.faithfulness import kendall_tau, measure, oracle_ranking
 from explain.sanity import cascading_randomisation, parameter_blocks
 from explain.translate import translate
 from models.adapter import Decoding, LanternModel
-from tests.conftest import make_tiny_lstm
-from tests.test_attribution import tiny_marian
+from tests.conftest import make_tiny_lstm, make_tiny_marian
 
 
 @pytest.fixture(params=["lstm", "marian"])
 def lm(request, tokenizers) -> LanternModel:
     src, tgt = tokenizers
-    model = make_tiny_lstm(len(src), len(tgt), seed=1) if request.param == "lstm" else tiny_marian(len(src), len(tgt))
+    model = (
+        make_tiny_lstm(len(src), len(tgt), seed=1) if request.param == "lstm" else make_tiny_marian(len(src), len(tgt))
+    )
     for p in model.parameters():
         p.requires_grad_(False)
     return LanternModel(request.param, model, src, tgt)
@@ -103,7 +104,7 @@ def test_parameter_blocks_run_from_the_output_to_the_input(tokenizers):
     src, tgt = tokenizers
     names = [b for b, _ in parameter_blocks(make_tiny_lstm(len(src), len(tgt)))]
     assert names[0] == "decoder.output_bias" and names[-1] == "encoder.embed_tokens"
-    marian = [b for b, _ in parameter_blocks(tiny_marian(len(src), len(tgt)))]
+    marian = [b for b, _ in parameter_blocks(make_tiny_marian(len(src), len(tgt)))]
     assert marian.index("model.decoder.layers.1") < marian.index("model.decoder.layers.0")
     assert marian.index("model.decoder.layers.0") < marian.index("model.encoder.layers.1")
 

@@ -7,14 +7,15 @@ from explain.attention import extract_attention
 from explain.intervene import edit_attention, edited_copy
 from explain.translate import translate
 from models.adapter import Decoding, LanternModel
-from tests.conftest import make_tiny_lstm
-from tests.test_attribution import tiny_llama, tiny_marian
+from tests.conftest import make_tiny_llama, make_tiny_lstm, make_tiny_marian
 
 
 @pytest.fixture(params=["lstm", "marian"])
 def lm(request, tokenizers) -> LanternModel:
     src, tgt = tokenizers
-    model = make_tiny_lstm(len(src), len(tgt), seed=1) if request.param == "lstm" else tiny_marian(len(src), len(tgt))
+    model = (
+        make_tiny_lstm(len(src), len(tgt), seed=1) if request.param == "lstm" else make_tiny_marian(len(src), len(tgt))
+    )
     return LanternModel(request.param, model, src, tgt)
 
 
@@ -58,7 +59,7 @@ def torch_equal(a, b) -> bool:
 
 def test_other_models_and_bad_positions_are_refused(tokenizers, lm):
     _, tgt = tokenizers
-    llama = LanternModel("llama", tiny_llama(len(tgt)), tgt, tgt)
+    llama = LanternModel("llama", make_tiny_llama(len(tgt)), tgt, tgt)
     with pytest.raises(ValueError, match="Lantern's own"):
         edited_copy(llama, 0, 0, 0.0)
     original = translate(lm, "我爱你。", Decoding(max_new_tokens=4))

@@ -8,8 +8,6 @@ import torch
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
     MarianConfig,
     MarianMTModel,
     T5Config,
@@ -23,6 +21,7 @@ from models.adapter import Decoding
 from models.pretrained import PretrainedModelError, load_pretrained
 from models.registry import load_model, pretrained_spec
 from models.tokenization import train_tokenizer
+from tests.conftest import make_tiny_llama
 
 TEXTS = ["I love you.", "He likes dogs.", "We go home.", "It is hot today.", "Where are you?", "The cat sleeps."]
 CHAT = "{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<s>{% endif %}"
@@ -34,17 +33,7 @@ def tiny(kind: str, vocab: int):
     if kind == "gpt2":
         return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=64, **ids))
     if kind == "llama":
-        return LlamaForCausalLM(
-            LlamaConfig(
-                vocab_size=vocab,
-                hidden_size=16,
-                intermediate_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                num_key_value_heads=1,
-                **ids,
-            )
-        )
+        return make_tiny_llama(vocab)
     if kind == "marian":
         return MarianMTModel(
             MarianConfig(

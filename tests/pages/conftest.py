@@ -4,7 +4,7 @@ import pytest
 import streamlit as st
 
 from models import train
-from tests.test_attribution import tiny_llama
+from tests.conftest import make_tiny_llama
 from tests.test_train import TINY, TINY_TRANSFORMER
 
 
@@ -33,7 +33,7 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_root: Path, 
             assert code == 0
     _, tgt = tokenizers
     llama = root.parent / "models" / "tiny-llama"
-    tiny_llama(len(tgt)).save_pretrained(llama)
+    make_tiny_llama(len(tgt)).save_pretrained(llama)
     tgt.save_pretrained(llama)
     return root
 
