@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from explain.alignment import PUBLISHED_AER_EN_FR
 from explain.attention import attention_view
 from explain.attribution import METHODS
 from explain.confidence import attention_confidence
@@ -141,6 +142,13 @@ with tab_dataset:
             chart(
                 bars(list(frame.index), list(frame["aer"]), "Alignment error rate per method (lower is better)", "AER"),
                 "eval.aer",
+            )
+        if "aer" in frame and "gold-align-en-fr" in str(run.get("source", "")):
+            st.caption(
+                "The same 447 Hansards sentences through dedicated word aligners (published AER, "
+                "awesome-align README): "
+                + ", ".join(f"{name} {aer / 100:.3f}" for name, aer in PUBLISHED_AER_EN_FR.items())
+                + ". An explanation is not trained to align words; this says how close it comes."
             )
         per_head = run["methods"].get("attention", {}).get("aer_per_head")
         if per_head:

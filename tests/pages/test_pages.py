@@ -212,7 +212,7 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
         "model": "tiny-zh-en",
         "sentences": 2,
         "skipped": 0,
-        "source": "x.txt",
+        "source": "data/gold-align-en-fr/en.txt",
         "methods": {
             "attention": {"aer": 0.4, "precision": 0.6, "recall": 0.5, "aer_per_head": {"0.0": 0.4, "0.1": 0.7}},
             "saliency": {"aer": 0.5, "precision": 0.5, "recall": 0.5},
@@ -225,6 +225,7 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     frame = at.dataframe[-1].value
     assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
     assert len(at.get("plotly_chart")) == 2  # AER per method, AER per head
+    assert any("fast_align 0.105" in c.value for c in at.caption)  # the published aligners beside it
 
 
 @pytest.mark.parametrize("family", ["lstm", "transformer", "decoder-only"])
