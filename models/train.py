@@ -211,7 +211,12 @@ class Trainer:
             torch.manual_seed(self.cfg.train.seed + self.dist.rank + self.state["step"])
         log.info("resumed from %s at step %d", folder, self.state["step"])
 
-    def _save_last(self) -> None:
+    def _save_last(self, started: float | None = None) -> None:
+        """Weights, optimizer and trainer state to ``last/`` (atomically).
+
+        ``started``: when the current session began, so a run killed later resumes with the training
+        time it had spent (``max_minutes`` and the model card's wall time stay true across resumes).
+        """
         if not self.dist.main:
             return
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
@@ -229,7 +234,11 @@ class Trainer:
                     "optimizer": self.opt.state_dict(),
                     "rng_torch": torch.get_rng_state(),
                     "rng_python": random.getstate(),
-                    "state": self.state,
+                    "state": (
+                        self.state
+                        if started is None
+                        else {**self.state, "elapsed_s": self.state["elapsed_s"] + time.perf_counter() - started}
+                    ),
                 },
             )
         self._write_history()
@@ -266,6 +275,7 @@ class Trainer:
     def fit(self) -> str:
         """Train until a limit, early stopping or an interrupt; returns the stop reason."""
         t, st = self.cfg.train, self.state
+        st.pop("stop_reason", None)  # a resumed run ends for its own reason, not the previous session's
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_interrupted", True))
         self.model.train()
         bar = tqdm(
@@ -311,7 +321,7 @@ class Trainer:
                     if t.eval_every and st["step"] % t.eval_every == 0 and self._evaluate_all(started):
                         self.stop_reason = "early_stopping"
                     if st["step"] % t.save_every == 0:
-                        self._save_last()
+                        self._save_last(started)
                     if self.stop_reason or self._should_stop(started):
                         break
                 else:
@@ -319,7 +329,7 @@ class Trainer:
                     st["batch_in_epoch"] = 0
                     if not t.eval_every and self._evaluate_all(started):
                         self.stop_reason = "early_stopping"
-                    self._save_last()
+                    self._save_last(started)
                 if self.stop_reason:
                     break
         except KeyboardInterrupt:
@@ -443,7 +453,9 @@ class Trainer:
             return "early_stopping"
         if t.max_steps and st["step"] >= t.max_steps:
             return "max_steps"
-        return "max_minutes" if t.max_minutes and st["elapsed_s"] / 60 >= t.max_minutes else "unknown"
+        if t.max_minutes and st["elapsed_s"] / 60 >= t.max_minutes:
+            return "max_minutes"
+        return "interrupted"  # no limit reached: the process was killed before it could record why it ended
 
     def export(self, out_dir: Path, test: bool = True) -> dict[str, Any]:
         """Best model -> fp16 checkpoint in ``out_dir``; reload it, score the test split, write the card."""

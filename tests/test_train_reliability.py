@@ -71,8 +71,11 @@ def test_a_killed_run_resumes_and_loses_at_most_the_steps_since_its_last_checkpo
     os.kill(proc.pid, signal.SIGKILL)  # no chance to save anything
     proc.wait()
     killed_at = json.loads((run / "progress.json").read_text())["step"]
-    saved = torch.load(existing_dir(run / "last") / "trainer_state.pt", weights_only=True)["state"]["step"]
+    saved_state = torch.load(existing_dir(run / "last") / "trainer_state.pt", weights_only=True)["state"]
+    saved = saved_state["step"]
     assert saved % 3 == 0 and killed_at - saved <= 3 + 2  # progress is written every log_every (2) steps
+    # the training time spent before the kill is kept: max_minutes and the model card count it on resume
+    assert saved_state["elapsed_s"] > 0
     resumed = train.main(
         [
             "configs/lstm_zh_en.toml",
