@@ -11,7 +11,7 @@ from models.adapter import Decoding
 from models.registry import REPO_ROOT, list_models, load_model
 from viz.tokens import prettify_token
 
-SHIPPED = ["lstm-zh-en", "transformer-en-de"]
+SHIPPED = ["lstm-zh-en", "transformer-en-de", "transformer-en-fr"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,3 +67,14 @@ def test_transformer_en_de_translates_and_is_a_plain_transformers_model():
     assert "Hund" in tok.decode(out[0], skip_special_tokens=True)
     scores = json.loads((folder / "scores.json").read_text())
     assert scores["test_tokenized"]["bleu"] >= 35
+
+
+def test_transformer_en_fr_translates_and_its_middle_layer_aligns_nouns():
+    """The en→fr model scored against the Hansards gold alignments: its cross-attention must align."""
+    lm = load_model("transformer-en-fr")
+    tr = translate(lm, "The cat is sleeping on the bed.", Decoding(num_beams=5))
+    assert tr.text == "Le chat dort sur le lit.", tr.text
+    maps = extract_attention(lm, tr)
+    middle = maps.cross[maps.cross.shape[0] // 2].mean(0)  # heads averaged
+    aligned = {prettify_token(tr.tgt_tokens[t]): prettify_token(tr.src_tokens[int(middle[t].argmax())]) for t in (1, 5)}
+    assert aligned == {"chat": "cat", "lit": "bed"}, aligned
