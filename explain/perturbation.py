@@ -19,7 +19,12 @@ from explain.objective import Objective
 def evaluate_masks(
     obj: Objective, masks: torch.Tensor, with_prefix: bool, progress: Callable[[float], None] | None = None
 ) -> torch.Tensor:
-    """masks [N, S (+ T)] of 0/1 -> step scores [N, T]."""
+    """masks [N, S (+ T)] of 0/1 -> step scores [N, T].
+
+    Each distinct mask is run once (faithfulness asks for the same leave-one-out and all-removed masks
+    at every output step, Shapley orders share their first and last masks).
+    """
+    masks, inverse = torch.unique(masks, dim=0, return_inverse=True)
     s, t = len(obj.src_ids), obj.n_prefix
     out = torch.empty(len(masks), obj.n_steps)
     chunk = max(1, obj.tokens_per_chunk(backward=False) // (s + t))
@@ -33,7 +38,7 @@ def evaluate_masks(
         out[i : i + chunk] = obj(src, dec)
         if progress:
             progress(min(1.0, (i + chunk) / len(masks)))
-    return out
+    return out[inverse]
 
 
 def occlusion(obj: Objective, with_prefix: bool, progress: Callable[[float], None] | None = None) -> torch.Tensor:
