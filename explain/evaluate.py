@@ -88,6 +88,10 @@ def explain_sentence(
     return out
 
 
+def _has_faithfulness(record: dict[str, Any]) -> bool:
+    return any("↑" in k for m in record.get("methods", {}).values() for k in m)
+
+
 def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[str]) -> dict[str, Any]:
     """Corpus AER per method (and per attention layer/head), mean faithfulness per method."""
     summary: dict[str, Any] = {
@@ -95,6 +99,17 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
         "skipped": sum("skipped" in r for r in records),
         "methods": {},
     }
+    timed = [r for r in records if "seconds" in r]
+    if timed:  # where the time goes: sentences with faithfulness measures cost more than alignment alone
+        with_f = [r["seconds"] for r in timed if _has_faithfulness(r)]
+        without = [r["seconds"] for r in timed if not _has_faithfulness(r)]
+        summary["seconds"] = {
+            "total": round(sum(r["seconds"] for r in timed), 1),
+            "with_faithfulness": round(sum(with_f), 1),
+            "with_faithfulness (sentences)": len(with_f),
+            "alignment_only": round(sum(without), 1),
+            "alignment_only (sentences)": len(without),
+        }
     done = [(i, r) for i, r in enumerate(records) if "skipped" not in r]
     for method in methods:
         entry: dict[str, Any] = {}
@@ -160,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with open(lines_path, "a", encoding="utf-8") as f:
         for i in tqdm(range(len(records), n), initial=len(records), total=n, desc="sentences", file=sys.stderr):
+            sentence_started = time.perf_counter()
             record = explain_sentence(
                 lm,
                 sources[i],
@@ -168,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 faithfulness=i < args.faithfulness,
                 n_steps=args.n_steps,
             )
-            record.update(index=i, model=args.model, methods_run=methods)
+            record.update(
+                index=i, model=args.model, methods_run=methods, seconds=round(time.perf_counter() - sentence_started, 3)
+            )
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             records.append(record)

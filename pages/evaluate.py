@@ -131,9 +131,16 @@ with tab_dataset:
     else:
         name = st.selectbox("Run", list(runs), key="eval.run")
         run = runs[name]
+        seconds = run.get("seconds", {})
+        took = (
+            f" Took {seconds['total'] / 60:.1f} min ({seconds['with_faithfulness (sentences)']} sentences with "
+            f"faithfulness measures: {seconds['with_faithfulness'] / 60:.1f} min)."
+            if seconds
+            else ""
+        )
         st.caption(
             f"Model `{run.get('model')}`, {run['sentences']} sentences ({run.get('skipped', 0)} skipped), "
-            f"source `{run.get('source')}`."
+            f"source `{run.get('source')}`.{took}"
         )
         rows = {m: {k: v for k, v in e.items() if isinstance(v, float)} for m, e in run["methods"].items()}
         frame = pd.DataFrame(rows).T

@@ -79,6 +79,9 @@ def test_cli_scores_every_method_and_resumes(corpus, monkeypatch):
     assert len(heads) == 2 * 2  # layers × heads of the tiny Transformer
     assert "AOPC comprehensiveness ↑" in summary["methods"]["integrated_gradients"]
     assert summary["methods"]["integrated_gradients"]["AOPC comprehensiveness ↑ (sentences)"] == 1
+    seconds = summary["seconds"]  # where the time went, over both runs
+    assert seconds["with_faithfulness (sentences)"] == 1 and seconds["alignment_only (sentences)"] == 3
+    assert seconds["total"] == pytest.approx(seconds["with_faithfulness"] + seconds["alignment_only"], abs=0.2)
 
 
 def test_cli_refuses_mismatched_files(corpus, monkeypatch, tmp_path):

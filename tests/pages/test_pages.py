@@ -213,6 +213,13 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
         "sentences": 2,
         "skipped": 0,
         "source": "data/gold-align-en-fr/en.txt",
+        "seconds": {
+            "total": 90.0,
+            "with_faithfulness": 60.0,
+            "with_faithfulness (sentences)": 1,
+            "alignment_only": 30.0,
+            "alignment_only (sentences)": 1,
+        },
         "methods": {
             "attention": {"aer": 0.4, "precision": 0.6, "recall": 0.5, "aer_per_head": {"0.0": 0.4, "0.1": 0.7}},
             "saliency": {"aer": 0.5, "precision": 0.5, "recall": 0.5},
@@ -226,6 +233,7 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
     assert len(at.get("plotly_chart")) == 2  # AER per method, AER per head
     assert any("fast_align 0.105" in c.value for c in at.caption)  # the published aligners beside it
+    assert any("Took 1.5 min (1 sentences with faithfulness measures: 1.0 min)" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("family", ["lstm", "transformer", "decoder-only"])
