@@ -83,6 +83,17 @@ def argmax_links(weights: np.ndarray) -> set[Link]:
     return {(int(np.argmax(row)), t) for t, row in enumerate(weights) if np.isfinite(row).all() and row.max() > 0}
 
 
+def diagonal_links(n_src: int, n_tgt: int) -> set[Link]:
+    """The no-model baseline: target word j linked to the source word at the same relative position.
+
+    Close languages are nearly monotonic, so an explanation's alignments mean something only where
+    they beat this line.
+    """
+    if n_src < 1:
+        return set()
+    return {(round(j * (n_src - 1) / max(1, n_tgt - 1)), j) for j in range(n_tgt)}
+
+
 def word_index(offsets: Sequence[tuple[int, int]], text: str) -> list[int | None]:
     """For each token (by its character span in ``text``), the index of the space-separated word it is in.
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from explain.alignment import argmax_links, read_gold, score_alignments, to_words, word_index
+from explain.alignment import argmax_links, diagonal_links, read_gold, score_alignments, to_words, word_index
 from explain.attention import cross_rollout, extract_attention
 from explain.attribution import attribute
 from explain.faithfulness import measure
@@ -76,7 +76,12 @@ def explain_sentence(
                 for layer in range(cross.shape[0])
                 for head in range(cross.shape[1])
             }
-            out["methods"][method] = {"links": links(cross.mean((0, 1))), "per_head": per_head}
+            per_layer = {str(layer): links(cross[layer].mean(0)) for layer in range(cross.shape[0])}
+            out["methods"][method] = {
+                "links": links(cross.mean((0, 1))),
+                "per_head": per_head,
+                "per_layer": per_layer,
+            }
             attr = attribute(lm, tr, "attention") if faithfulness else None
         else:
             attr = attribute(lm, tr, method, n_steps=n_steps)
@@ -111,6 +116,14 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
             "alignment_only (sentences)": len(without),
         }
     done = [(i, r) for i, r in enumerate(records) if "skipped" not in r]
+    if gold is not None and done:
+        diagonal = score_alignments(
+            [diagonal_links(len(r["src"].split(" ")), len(r["output"].split(" "))) for _, r in done],
+            [gold[i] for i, _ in done],
+        )
+        summary["baselines"] = {
+            "diagonal": {"aer": diagonal.aer, "precision": diagonal.precision, "recall": diagonal.recall}
+        }
     for method in methods:
         entry: dict[str, Any] = {}
         if gold is not None:
@@ -119,13 +132,16 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
             )
             entry.update(aer=s.aer, precision=s.precision, recall=s.recall)
             if method == "attention":
-                heads = done[0][1]["methods"]["attention"]["per_head"].keys() if done else []
-                entry["aer_per_head"] = {
-                    h: score_alignments(
-                        [map(tuple, r["methods"][method]["per_head"][h]) for _, r in done], [gold[i] for i, _ in done]
-                    ).aer
-                    for h in heads
-                }
+                for part in ("per_head", "per_layer"):  # per_layer: heads averaged (absent from older runs)
+                    keys = done[0][1]["methods"]["attention"].get(part, {}).keys() if done else []
+                    if keys:
+                        entry[f"aer_{part}"] = {
+                            k: score_alignments(
+                                [map(tuple, r["methods"][method][part][k]) for _, r in done],
+                                [gold[i] for i, _ in done],
+                            ).aer
+                            for k in keys
+                        }
         measures = {k for _, r in done for k in r["methods"][method] if "↑" in k or "↓" in k}
         for k in sorted(measures):
             values = [r["methods"][method][k] for _, r in done if k in r["methods"][method]]

@@ -157,6 +157,18 @@ with tab_dataset:
                 + ", ".join(f"{name} {aer / 100:.3f}" for name, aer in PUBLISHED_AER_EN_FR.items())
                 + ". An explanation is not trained to align words; this says how close it comes."
             )
+        diagonal = run.get("baselines", {}).get("diagonal")
+        if "aer" in frame and diagonal:
+            beat = [m for m in frame.index if frame.loc[m, "aer"] < diagonal["aer"]]
+            st.caption(
+                f"No-model baseline: linking each target word to the source word at the same relative "
+                f"position scores AER {diagonal['aer']:.3f}. "
+                + (
+                    f"Beating it: {', '.join(beat)}."
+                    if beat
+                    else "No explanation here beats it: their word alignments say little beyond word order."
+                )
+            )
         per_head = run["methods"].get("attention", {}).get("aer_per_head")
         if per_head:
             keys = [tuple(map(int, k.split("."))) for k in per_head]
@@ -179,3 +191,10 @@ with tab_dataset:
                 "eval.aer_heads",
             )
             st.caption("AER of each cross-attention head's alignments: the darker, the closer to the human alignments.")
+        per_layer = run["methods"].get("attention", {}).get("aer_per_layer")
+        if per_layer:
+            st.caption(
+                "Heads averaged within a layer: "
+                + ", ".join(f"layer {k} AER {v:.3f}" for k, v in sorted(per_layer.items(), key=lambda kv: int(kv[0])))
+                + "."
+            )

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from explain.alignment import argmax_links, parse_gold_line, score_alignments, to_words, word_index
+from explain.alignment import (
+    argmax_links,
+    diagonal_links,
+    parse_gold_line,
+    score_alignments,
+    to_words,
+    word_index,
+)
 from explain.attribution import attribute
 from explain.confidence import attention_confidence
 from explain.faithfulness import kendall_tau, measure, oracle_ranking
@@ -55,6 +62,12 @@ def test_alignment_from_scores_and_word_mapping():
     scores = np.ones((2, 5))
     words = to_words(scores, [0, 0], word_index(offsets, text), n_tgt=1, n_src=3)
     np.testing.assert_allclose(words, [[1.0, 2.0, 1.0]])  # pieces of "cat" sum; </s> dropped
+
+
+def test_diagonal_baseline_links_each_target_word_by_relative_position():
+    assert diagonal_links(3, 3) == {(0, 0), (1, 1), (2, 2)}
+    assert diagonal_links(4, 2) == {(0, 0), (3, 1)}  # first to first, last to last
+    assert diagonal_links(1, 3) == {(0, 0), (0, 1), (0, 2)} and diagonal_links(0, 2) == set()
 
 
 # --- faithfulness -------------------------------------------------------------------------------

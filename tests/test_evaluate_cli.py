@@ -75,8 +75,11 @@ def test_cli_scores_every_method_and_resumes(corpus, monkeypatch):
     for method in ("attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients"):
         entry = summary["methods"][method]
         assert 0.0 <= entry["aer"] <= 1.0 and 0.0 <= entry["precision"] <= 1.0
+    # the no-model line: on these monotone toy pairs the diagonal finds every sure link
+    assert summary["baselines"]["diagonal"]["recall"] == 1.0
     heads = summary["methods"]["attention"]["aer_per_head"]
     assert len(heads) == 2 * 2  # layers × heads of the tiny Transformer
+    assert sorted(summary["methods"]["attention"]["aer_per_layer"]) == ["0", "1"]
     assert "AOPC comprehensiveness ↑" in summary["methods"]["integrated_gradients"]
     assert summary["methods"]["integrated_gradients"]["AOPC comprehensiveness ↑ (sentences)"] == 1
     seconds = summary["seconds"]  # where the time went, over both runs

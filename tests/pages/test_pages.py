@@ -220,8 +220,15 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
             "alignment_only": 30.0,
             "alignment_only (sentences)": 1,
         },
+        "baselines": {"diagonal": {"aer": 0.45, "precision": 0.5, "recall": 0.5}},
         "methods": {
-            "attention": {"aer": 0.4, "precision": 0.6, "recall": 0.5, "aer_per_head": {"0.0": 0.4, "0.1": 0.7}},
+            "attention": {
+                "aer": 0.4,
+                "precision": 0.6,
+                "recall": 0.5,
+                "aer_per_head": {"0.0": 0.4, "0.1": 0.7},
+                "aer_per_layer": {"0": 0.5},
+            },
             "saliency": {"aer": 0.5, "precision": 0.5, "recall": 0.5},
         },
     }
@@ -233,6 +240,8 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
     assert len(at.get("plotly_chart")) == 2  # AER per method, AER per head
     assert any("fast_align 0.105" in c.value for c in at.caption)  # the published aligners beside it
+    assert any("layer 0 AER 0.500" in c.value for c in at.caption)
+    assert any("scores AER 0.450. Beating it: attention." in c.value for c in at.caption)
     assert any("Took 1.5 min (1 sentences with faithfulness measures: 1.0 min)" in c.value for c in at.caption)
 
 
