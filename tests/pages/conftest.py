@@ -43,6 +43,8 @@ def app_env(tiny_checkpoints: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tiny_checkpoints))
     monkeypatch.setenv("LANTERN_MODEL_ROOTS", str(tiny_checkpoints.parent / "models"))
     monkeypatch.setenv("LANTERN_HUB_MODELS", str(tiny_checkpoints.parent / "models" / "tiny-llama"))
+    # the repository's own evaluations/ would add charts to every Evaluate page; tests that want runs set it
+    monkeypatch.setenv("LANTERN_EVALUATIONS", str(tiny_checkpoints.parent / "no-evaluations"))
     st.cache_data.clear()
     st.cache_resource.clear()
     yield tiny_checkpoints

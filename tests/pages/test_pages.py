@@ -245,6 +245,19 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     assert any("Took 1.5 min (1 sentences with faithfulness measures: 1.0 min)" in c.value for c in at.caption)
 
 
+def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
+    from models.registry import REPO_ROOT
+
+    monkeypatch.setenv("LANTERN_EVALUATIONS", str(REPO_ROOT / "evaluations"))
+    at = open_page(
+        "pages/evaluate.py", src="我爱你。", **{"eval.methods": [], "eval.run": "evaluations/transformer-en-fr.json"}
+    )
+    assert not at.exception, at.exception
+    frame = at.dataframe[-1].value
+    assert {"attention", "rollout", "integrated_gradients"} <= set(frame.index)
+    assert any("No-model baseline" in c.value for c in at.caption)
+
+
 @pytest.mark.parametrize("family", ["lstm", "transformer", "decoder-only"])
 def test_what_if_page_runs_every_tab(app_env, family):
     name = model_names(app_env)[family]
