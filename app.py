@@ -8,21 +8,22 @@ from ui.widgets import keep_shared_state, session_sidebar
 st.set_page_config(page_title="Lantern", page_icon=":material/emoji_objects:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/translate.py", title="Translate", icon=":material/translate:"),
-    st.Page("pages/attention.py", title="Attention", icon=":material/grid_on:"),
-    st.Page("pages/attributions.py", title="Attributions", icon=":material/insights:"),
-    st.Page("pages/whatif.py", title="What if?", icon=":material/alt_route:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-    st.Page("pages/training.py", title="Training", icon=":material/show_chart:"),
-    st.Page("pages/train.py", title="Train a model", icon=":material/model_training:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/translate.py", title="Translate", icon=":material/translate:"),
+    st.Page("app_pages/attention.py", title="Attention", icon=":material/grid_on:"),
+    st.Page("app_pages/attributions.py", title="Attributions", icon=":material/insights:"),
+    st.Page("app_pages/whatif.py", title="What if?", icon=":material/alt_route:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("app_pages/training.py", title="Training", icon=":material/show_chart:"),
+    st.Page("app_pages/train.py", title="Train a model", icon=":material/model_training:"),
 ]
 
 restore_from_url()  # a shared link's state, before any widget exists
 keep_shared_state()
 reset_charts()
-# The menu is drawn here rather than by st.navigation: with client.showSidebarNavigation off, Streamlit never
-# shows its auto-discovered pages/ list, which would otherwise appear before this script's first run ends.
+# The pages live in app_pages/, not pages/: with a pages/ folder, Streamlit serves a direct link such as
+# /translate?src=... with its legacy multipage mode (the page script alone, no app.py, so no URL state)
+# until some session has called st.navigation. The menu is drawn here; st.navigation's own is hidden.
 page = st.navigation(PAGES, position="hidden")
 with st.sidebar:
     for p in PAGES:

@@ -9,9 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "models": {"streamlit", "plotly", "explain", "viz", "ui", "pages"},
-    "explain": {"streamlit", "plotly", "viz", "ui", "pages"},
-    "viz": {"streamlit", "torch", "transformers", "captum", "ui", "pages"},
+    "models": {"streamlit", "plotly", "explain", "viz", "ui", "app_pages"},
+    "explain": {"streamlit", "plotly", "viz", "ui", "app_pages"},
+    "viz": {"streamlit", "torch", "transformers", "captum", "ui", "app_pages"},
 }
 
 

@@ -12,7 +12,10 @@ SHOTS = [
     ("Translate", "translate", "text=How often the model saw each source token"),
     ("Attention", "attention", "text=Strongest link of each output token"),
     ("Attributions", "attributions", "text=What produced"),
+    ("What if?", "whatif", "text=Pick an output step"),
+    ("Evaluate", "evaluate", "text=Attention-based confidence"),
     ("Training", "training", "text=Model card"),
+    ("Train a model", "train", "text=Jobs"),
 ]
 
 

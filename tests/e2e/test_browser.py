@@ -70,3 +70,26 @@ def test_typing_a_sentence_changing_the_method_and_exporting_the_scores(browser_
             got[int(r["step"]), int(r["position"])] = float(r["score"])
     np.testing.assert_allclose(got, expected.scores, atol=1e-6)
     assert {r["method"] for r in rows} == {"integrated_gradients"}
+
+
+def test_a_shared_link_is_the_first_request_to_a_fresh_server(browser_page):
+    """A link straight to a page, before anyone opened the home page, runs app.py and restores the view.
+
+    (With a ``pages/`` folder Streamlit would run the page script alone in its legacy mode: no menu, no
+    URL state.) The browser is the session's; the server here is a new one.
+    """
+    import os
+    import urllib.parse
+
+    from tools.browser import running_app
+
+    page = browser_page
+    env = {k: v for k, v in os.environ.items() if k != "LANTERN_CHECKPOINTS"}
+    query = urllib.parse.urlencode({"model": "lstm-zh-en", "src": "你好。", "attr.method": "saliency"})
+    with running_app(env) as url:
+        page.goto(f"{url}/attributions?{query}")
+        page.get_by_role("heading", name="Attributions").first.wait_for()
+        idle(page)
+        assert page.get_by_role("textbox", name="Source text").input_value() == "你好。"
+        assert page.get_by_role("link", name="Evaluate").count() == 1  # app.py's menu is there
+        assert "attr.method=saliency" in page.url

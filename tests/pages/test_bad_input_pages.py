@@ -5,7 +5,13 @@ import pytest
 from tests.pages.test_pages import open_page
 from tests.test_bad_inputs import BAD_INPUTS
 
-PAGES = ["pages/translate.py", "pages/attention.py", "pages/attributions.py", "pages/whatif.py", "pages/evaluate.py"]
+PAGES = [
+    "app_pages/translate.py",
+    "app_pages/attention.py",
+    "app_pages/attributions.py",
+    "app_pages/whatif.py",
+    "app_pages/evaluate.py",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -14,7 +14,7 @@ from tests.plotly_data import trace_array
 from viz.tokens import prettify_tokens
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["pages/home.py", "pages/translate.py", "pages/attention.py", "pages/training.py"]
+PAGES = ["app_pages/home.py", "app_pages/translate.py", "app_pages/attention.py", "app_pages/training.py"]
 
 
 def open_page(page: str, **state: object) -> AppTest:
@@ -24,7 +24,7 @@ def open_page(page: str, **state: object) -> AppTest:
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
-    if page != "pages/home.py":
+    if page != "app_pages/home.py":
         at.switch_page(page).run()
     return at
 
@@ -37,13 +37,13 @@ def test_every_page_runs_without_an_exception(app_env, page):
 
 
 def test_home_lists_the_models_with_their_scores(app_env):
-    at = open_page("pages/home.py")
+    at = open_page("app_pages/home.py")
     text = " ".join(m.value for m in at.markdown)
     assert "tiny-zh-en" in text and "test BLEU" in text
 
 
 def test_translate_page_shows_the_output_and_one_row_per_token(app_env):
-    at = open_page("pages/translate.py", src="我爱你。")
+    at = open_page("app_pages/translate.py", src="我爱你。")
     tr = translate(load_model("tiny-zh-en"), "我爱你。", Decoding(max_new_tokens=64))
     table = at.dataframe[0].value
     assert list(table["token"]) == prettify_tokens(tr.tgt_tokens)
@@ -51,7 +51,7 @@ def test_translate_page_shows_the_output_and_one_row_per_token(app_env):
 
 
 def test_attention_page_draws_the_cross_attention_of_the_translation(app_env):
-    at = open_page("pages/attention.py", src="我爱你。")
+    at = open_page("app_pages/attention.py", src="我爱你。")
     charts = at.get("plotly_chart")
     assert len(charts) == 1
     z = trace_array(charts[0].proto.spec, "z")
@@ -61,24 +61,24 @@ def test_attention_page_draws_the_cross_attention_of_the_translation(app_env):
 
 
 def test_training_page_plots_each_models_history(app_env):
-    at = open_page("pages/training.py")
+    at = open_page("app_pages/training.py")
     assert len(at.get("plotly_chart")) == 2  # the two checkpoints; pretrained models have no history
 
 
 def test_beam_search_setting_reaches_the_model(app_env):
-    at = open_page("pages/translate.py", src="我爱你。", decoding="beam search", beams=3)
+    at = open_page("app_pages/translate.py", src="我爱你。", decoding="beam search", beams=3)
     assert any("beam 3" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\u200b"])
 def test_empty_text_gets_a_hint_not_a_traceback(app_env, text):
-    at = open_page("pages/attention.py", src=text)
+    at = open_page("app_pages/attention.py", src=text)
     assert not at.exception
     assert any("Type a sentence" in i.value for i in at.info)
 
 
 def test_unknown_characters_and_truncation_are_shown(app_env):
-    at = open_page("pages/translate.py", src="丼" + "我爱你。" * 60)
+    at = open_page("app_pages/translate.py", src="丼" + "我爱你。" * 60)
     warnings = " ".join(w.value for w in at.warning)
     assert "丼" in warnings and "The rest was cut" in warnings
 
@@ -89,7 +89,7 @@ def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
     monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
     monkeypatch.delenv("LANTERN_HUB_MODELS")
     monkeypatch.setattr(models.registry, "smollm2_available", lambda: False)
-    at = open_page("pages/translate.py")
+    at = open_page("app_pages/translate.py")
     assert not at.exception
     assert any("No model checkpoints" in e.value for e in at.error)
 
@@ -97,7 +97,7 @@ def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
 def test_translate_page_shows_how_often_each_source_token_was_seen(app_env):
     import json
 
-    at = open_page("pages/translate.py", src="我爱门。")
+    at = open_page("app_pages/translate.py", src="我爱门。")
     counts = json.loads((app_env / "tiny-zh-en" / "training_counts.json").read_text())["source"]
     table = at.dataframe[1].value
     assert list(table["source token"]) == ["我", "爱", "<unk>", "。"]
@@ -108,7 +108,7 @@ def test_translate_page_shows_how_often_each_source_token_was_seen(app_env):
 def test_attributions_page_shows_the_heatmap_of_the_engine(app_env):
     from explain.attribution import attribute
 
-    at = open_page("pages/attributions.py", src="我爱你。")
+    at = open_page("app_pages/attributions.py", src="我爱你。")
     assert not at.exception, at.exception
     lm = load_model("tiny-zh-en")
     tr = translate(lm, "我爱你。", Decoding(max_new_tokens=64))
@@ -121,19 +121,21 @@ def test_attributions_page_shows_the_heatmap_of_the_engine(app_env):
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "attention", "lime"])
 def test_attributions_page_runs_every_kind_of_method(app_env, method):
-    at = open_page("pages/attributions.py", src="我爱你。", **{"attr.method": method})
+    at = open_page("app_pages/attributions.py", src="我爱你。", **{"attr.method": method})
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 3
 
 
 def test_attributions_page_compares_two_methods_and_contrasts(app_env):
     at = open_page(
-        "pages/attributions.py", src="我爱你。", **{"attr.compare": "attention", "attr.granularity": "words"}
+        "app_pages/attributions.py", src="我爱你。", **{"attr.compare": "attention", "attr.granularity": "words"}
     )
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 6  # + two side-by-side heatmaps and the agreement bars
     at = open_page(
-        "pages/attributions.py", src="我爱你。", **{"attr.target": "contrast", "attr.contrast_mode": "a whole output"}
+        "app_pages/attributions.py",
+        src="我爱你。",
+        **{"attr.target": "contrast", "attr.contrast_mode": "a whole output"},
     )
     assert not at.exception
     assert any("alternative output" in i.value for i in at.info)
@@ -141,7 +143,9 @@ def test_attributions_page_compares_two_methods_and_contrasts(app_env):
 
 def test_expensive_attribution_waits_for_the_button(app_env):
     at = open_page(
-        "pages/attributions.py", src="我爱你。" * 8, **{"attr.method": "shapley_value_sampling", "attr.samples": 200}
+        "app_pages/attributions.py",
+        src="我爱你。" * 8,
+        **{"attr.method": "shapley_value_sampling", "attr.samples": 200},
     )
     assert not at.exception
     assert len(at.get("plotly_chart")) == 0 and at.button(key="attr.run")
@@ -161,7 +165,7 @@ def model_names(app_env) -> dict[str, str]:
 def test_every_attention_view_renders(app_env, family):
     name = model_names(app_env)[family]
     text = "I love you." if family == "decoder-only" else "我爱你。"
-    at = open_page("pages/attention.py", model=name, src=text)
+    at = open_page("app_pages/attention.py", model=name, src=text)
     assert not at.exception, at.exception
     labels = at.selectbox(key="attn.kind").options  # AppTest shows the formatted labels
     kinds = [kind for kind, label in KIND_LABELS.items() if label in labels]
@@ -182,20 +186,22 @@ def test_every_attention_view_renders(app_env, family):
 
 
 def test_attention_page_compares_two_models_side_by_side(app_env):
-    at = open_page("pages/attention.py", src="我爱你。", **{"attn.compare": "tiny-tf-zh-en"})
+    at = open_page("app_pages/attention.py", src="我爱你。", **{"attn.compare": "tiny-tf-zh-en"})
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 3  # the map, then one per model
 
 
 def test_generate_page_with_a_decoder_only_model(app_env):
-    at = open_page("pages/translate.py", model=model_names(app_env)["decoder-only"], src="I love", decoding="sampling")
+    at = open_page(
+        "app_pages/translate.py", model=model_names(app_env)["decoder-only"], src="I love", decoding="sampling"
+    )
     assert not at.exception, at.exception
     assert at.title[0].value == "Generate"
     assert any("sampling" in c.value for c in at.caption)
 
 
 def test_evaluate_page_measures_this_sentence_and_the_randomisation_check(app_env):
-    at = open_page("pages/evaluate.py", src="我爱你。")
+    at = open_page("app_pages/evaluate.py", src="我爱你。")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert "AOPC comprehensiveness ↑" in table.columns and len(table) == 5
@@ -234,7 +240,7 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     }
     (tmp_path / "tiny.json").write_text(json.dumps(run))
     monkeypatch.setenv("LANTERN_EVALUATIONS", str(tmp_path))
-    at = open_page("pages/evaluate.py", src="我爱你。", **{"eval.methods": []})
+    at = open_page("app_pages/evaluate.py", src="我爱你。", **{"eval.methods": []})
     assert not at.exception, at.exception
     frame = at.dataframe[-1].value
     assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
@@ -250,7 +256,9 @@ def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
 
     monkeypatch.setenv("LANTERN_EVALUATIONS", str(REPO_ROOT / "evaluations"))
     at = open_page(
-        "pages/evaluate.py", src="我爱你。", **{"eval.methods": [], "eval.run": "evaluations/transformer-en-fr.json"}
+        "app_pages/evaluate.py",
+        src="我爱你。",
+        **{"eval.methods": [], "eval.run": "evaluations/transformer-en-fr.json"},
     )
     assert not at.exception, at.exception
     frame = at.dataframe[-1].value
@@ -262,7 +270,7 @@ def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
 def test_what_if_page_runs_every_tab(app_env, family):
     name = model_names(app_env)[family]
     text = "I love you." if family == "decoder-only" else "我爱你。"
-    at = open_page("pages/whatif.py", model=name, src=text, **{"whatif.output": "I like cats."})
+    at = open_page("app_pages/whatif.py", model=name, src=text, **{"whatif.output": "I like cats."})
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     charts = at.get("plotly_chart")
@@ -272,7 +280,7 @@ def test_what_if_page_runs_every_tab(app_env, family):
 
 
 def test_forcing_a_runner_up_shows_the_model_continuing_from_it(app_env):
-    at = open_page("pages/whatif.py", src="我爱你。", **{"whatif.step": 0, "whatif.alt": 1})
+    at = open_page("app_pages/whatif.py", src="我爱你。", **{"whatif.step": 0, "whatif.alt": 1})
     assert not at.exception, at.exception
     lm = load_model("tiny-zh-en")
     own = translate(lm, "我爱你。", Decoding(max_new_tokens=64))
@@ -283,7 +291,9 @@ def test_forcing_a_runner_up_shows_the_model_continuing_from_it(app_env):
 
 def test_the_url_reproduces_the_view(app_env):
     at = open_page(
-        "pages/attributions.py", src="我爱你。", **{"attr.method": "occlusion", "decoding": "beam search", "beams": 3}
+        "app_pages/attributions.py",
+        src="我爱你。",
+        **{"attr.method": "occlusion", "decoding": "beam search", "beams": 3},
     )
     assert not at.exception
     params = dict(at.query_params)
@@ -292,7 +302,7 @@ def test_the_url_reproduces_the_view(app_env):
     for key, value in params.items():
         fresh.query_params[key] = value
     fresh.run()
-    fresh.switch_page("pages/attributions.py").run()
+    fresh.switch_page("app_pages/attributions.py").run()
     assert not fresh.exception
     assert fresh.session_state["src"] == "我爱你。" and fresh.session_state["beams"] == 3
     assert fresh.session_state["attr.method"] == "occlusion"

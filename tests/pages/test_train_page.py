@@ -23,7 +23,8 @@ def jobs_env(app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def submit(**state: object):
     at = open_page(
-        "pages/train.py", **{"train.source": "paste TSV lines", "train.arch": "lstm", "train.preset": "tiny", **state}
+        "app_pages/train.py",
+        **{"train.source": "paste TSV lines", "train.arch": "lstm", "train.preset": "tiny", **state},
     )
     at.button(key="FormSubmitter:train.form-Start training").click().run()
     return at
@@ -55,7 +56,7 @@ def test_a_tiny_job_trains_in_the_background_and_its_model_appears(jobs_env):
     job = next(j for j in list_jobs() if j.name == "web-tiny")
     assert job.status == "finished", job.message
     assert "web-tiny" in [s.name for s in list_models()]
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert not at.exception and len(at.get("plotly_chart")) == 1  # its training curves
 
 

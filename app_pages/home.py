@@ -39,4 +39,4 @@ for spec in specs:
         line += f": test BLEU {test['bleu']:.1f}, chrF {test['chrf']:.1f} ({test['n']} sentences, beam {test['beams']})"
     st.markdown(line)
 
-st.page_link("pages/translate.py", label="Start: translate a sentence", icon=":material/translate:")
+st.page_link("app_pages/translate.py", label="Start: translate a sentence", icon=":material/translate:")
