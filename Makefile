@@ -37,7 +37,7 @@ lint: install
 fmt: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: venv-bench/.installed  ## every benchmark, printed and written to bench/results.md
+bench: venv-bench/.installed browser  ## every benchmark, printed and written to bench/results.md
 	venv-bench/bin/python -m bench.all
 
 bench-tokenizers: install  ## the measurement behind the tokenizer choice
