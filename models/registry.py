@@ -131,9 +131,14 @@ def pretrained_spec(id_or_path: str) -> ModelSpec:
     )
 
 
+DEFAULT_MODEL = "lstm-zh-en"  # the app opens on it (the seed sentence's model); $LANTERN_DEFAULT_MODEL overrides
+
+
 def list_models() -> list[ModelSpec]:
-    """Lantern's checkpoints (sorted), then SmolLM2 when installed, then ``$LANTERN_HUB_MODELS``."""
-    specs = sorted(_checkpoints(), key=lambda s: s.name)
+    """Lantern's checkpoints (the default model first, then by name), then SmolLM2 when installed, then
+    ``$LANTERN_HUB_MODELS``."""
+    default = os.environ.get("LANTERN_DEFAULT_MODEL", DEFAULT_MODEL)
+    specs = sorted(_checkpoints(), key=lambda s: (s.name != default, s.name))
     if smollm2_available():
         specs.append(
             ModelSpec(

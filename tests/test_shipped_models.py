@@ -21,6 +21,11 @@ def default_roots():
         yield
 
 
+def test_the_app_opens_on_the_lstm_zh_en_and_lists_every_shipped_model():
+    names = [s.name for s in list_models()]
+    assert names[0] == "lstm-zh-en" and set(SHIPPED) <= set(names)
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoint_is_complete_and_has_a_card(name):
     folder = REPO_ROOT / "checkpoints" / name
@@ -82,7 +87,10 @@ def test_transformer_en_fr_translates_and_its_middle_layer_aligns_nouns():
 
 def test_the_two_architectures_on_the_same_data_translate_and_their_cards_hold_the_comparison():
     """zh→en: LSTM and Transformer on the same Tatoeba split; en→de: both on Multi30k (issue: compare them)."""
-    zh = {name: translate(load_model(name), "我爱你。", Decoding(num_beams=5)).text for name in ("lstm-zh-en", "transformer-zh-en")}
+    zh = {
+        name: translate(load_model(name), "我爱你。", Decoding(num_beams=5)).text
+        for name in ("lstm-zh-en", "transformer-zh-en")
+    }
     assert all("love" in text for text in zh.values()), zh
     de = translate(load_model("lstm-en-de"), "A man in an orange hat is looking at something.", Decoding(num_beams=5))
     assert "Mann" in de.text, de.text
