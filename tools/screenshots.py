@@ -10,7 +10,7 @@ from tools.browser import REPO, browser_page, open_page, running_app
 SHOTS = [
     ("Home", "home", "text=Models"),
     ("Translate", "translate", "text=How often the model saw each source token"),
-    ("Attention", "attention", "text=Strongest link of each output token"),
+    ("Attention", "attention", "text=Strongest link of each row"),
     ("Attributions", "attributions", "text=What produced"),
     ("What if?", "whatif", "text=Pick an output step"),
     ("Evaluate", "evaluate", "text=Attention-based confidence"),
