@@ -7,12 +7,10 @@ from ui import cache
 from ui.state import chart
 from ui.widgets import (
     attention_controls,
-    input_notes,
     md_escape,
-    remember,
+    page_translation,
     run_or_explain,
     sidebar_inputs,
-    translation_record,
 )
 from viz.heatmaps import attention_grid, token_heatmap
 from viz.tokens import prettify_tokens
@@ -28,10 +26,8 @@ AXES = {
 
 st.title("Attention")
 inputs = sidebar_inputs()
-tr = run_or_explain(cache.run_translation, *inputs.args())
+tr = page_translation(inputs)
 maps = run_or_explain(cache.run_attention, *inputs.args())
-input_notes(tr)
-remember(translation=translation_record(tr))
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 if maps.cross is None and maps.decoder_self is None:
     st.info("This model returns no attention weights.")

@@ -12,12 +12,11 @@ from ui import cache
 from ui.state import chart
 from ui.widgets import (
     attribution_controls,
-    input_notes,
     md_escape,
+    page_translation,
     remember,
     run_or_explain,
     sidebar_inputs,
-    translation_record,
 )
 from viz.bars import agreement_bars, step_confidence, token_bars
 from viz.heatmaps import attribution_heatmap
@@ -28,9 +27,7 @@ CONFIRM_ABOVE = 150_000  # ask before running more than this
 
 st.title("Attributions")
 inputs = sidebar_inputs()
-tr = run_or_explain(cache.run_translation, *inputs.args())
-input_notes(tr)
-remember(translation=translation_record(tr))
+tr = page_translation(inputs)
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 st.caption(
     "How much each input token contributed to each output token, measured by changing the input (gradients "

@@ -9,7 +9,7 @@ from explain.confidence import attention_confidence
 from explain.faithfulness import FRACTIONS
 from ui import cache
 from ui.state import chart
-from ui.widgets import input_notes, md_escape, remember, run_or_explain, sidebar_inputs, translation_record
+from ui.widgets import md_escape, page_translation, run_or_explain, sidebar_inputs
 from viz.curves import bars, faithfulness_curves, randomisation_curve
 from viz.heatmaps import attribution_heatmap, token_heatmap
 from viz.tokens import prettify_tokens
@@ -31,9 +31,7 @@ st.caption(
     "word alignments (dataset runs below)?"
 )
 inputs = sidebar_inputs()
-tr = run_or_explain(cache.run_translation, *inputs.args())
-input_notes(tr)
-remember(translation=translation_record(tr))
+tr = page_translation(inputs)
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 
 tab_sentence, tab_sanity, tab_dataset = st.tabs(["This sentence", "Randomisation check", "Dataset runs"])

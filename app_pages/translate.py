@@ -2,16 +2,14 @@ import pandas as pd
 import streamlit as st
 
 from ui import cache
-from ui.widgets import input_notes, md_escape, remember, run_or_explain, sidebar_inputs, translation_record
+from ui.widgets import md_escape, page_translation, sidebar_inputs
 from viz.tokens import prettify_token, prettify_tokens
 
 inputs = sidebar_inputs()
 st.title("Translate" if inputs.spec.task == "translate" else "Generate")
 st.caption(f"Model: {inputs.spec.title}. Change the model, the sentence or the decoding in the sidebar.")
 
-tr = run_or_explain(cache.run_translation, *inputs.args())
-input_notes(tr)
-remember(translation=translation_record(tr))
+tr = page_translation(inputs)
 with st.container(border=True):
     st.markdown(f"#### {md_escape(tr.text) or '*(empty output)*'}")
     st.caption(

@@ -6,7 +6,7 @@ from explain.attribution import METHODS
 from explain.beam import prefix_tree
 from ui import cache
 from ui.state import chart
-from ui.widgets import input_notes, md_escape, remember, run_or_explain, sidebar_inputs, translation_record
+from ui.widgets import md_escape, page_translation, run_or_explain, sidebar_inputs
 from viz.bars import token_bars
 from viz.heatmaps import beam_tree
 from viz.tokens import prettify_token, prettify_tokens
@@ -42,9 +42,7 @@ def token_table(tr, mark: int | None = None) -> None:
 
 st.title("What if?")
 inputs = sidebar_inputs()
-tr = run_or_explain(cache.run_translation, *inputs.args())
-input_notes(tr)
-remember(translation=translation_record(tr))
+tr = page_translation(inputs)
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 steps = range(len(tr.tgt_tokens))
 force, score, contrast, beams, edit = st.tabs(

@@ -377,6 +377,14 @@ def session_sidebar() -> None:
         st.caption("The address bar always holds a link to this view: copy it to share what you see.")
 
 
+def page_translation(inputs: Inputs) -> Translation:
+    """The sidebar's sentence through the sidebar's model, with its input warnings, recorded for the session."""
+    tr = run_or_explain(cache.run_translation, *inputs.args())
+    input_notes(tr)
+    remember(translation=translation_record(tr))
+    return tr
+
+
 def remember(**outputs: object) -> None:
     """Record what the page showed, for the saved session (plain JSON-able values)."""
     st.session_state.setdefault("_outputs", {}).update(outputs)
