@@ -54,7 +54,7 @@ bench-attribution: venv-bench/.installed  ## Lantern vs Inseq vs a plain Captum 
 	venv-bench/bin/python -m bench.attribution --model lstm-zh-en
 
 train-lstm-zh-en: install  ## retrain the shipped zh->en LSTM (about 35-55 min on 2 CPU cores)
-	$(BIN)/python -m models.train configs/lstm_zh_en.toml
+	$(BIN)/python -m training.train configs/lstm_zh_en.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explain.attention import KIND_LABELS, attention_stack, attention_view
+from explain.attention_views import KIND_LABELS, attention_stack, attention_view
 from ui import cache
 from ui.state import chart
 from ui.widgets import (

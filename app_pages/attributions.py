@@ -6,8 +6,9 @@ import streamlit as st
 
 from explain import export
 from explain.aggregate import merge_subwords
-from explain.attribution import METHODS, forward_passes
+from explain.attribution import forward_passes
 from explain.compare import rank_agreement
+from explain.methods import METHODS
 from ui import cache
 from ui.state import chart
 from ui.widgets import (
@@ -72,8 +73,7 @@ if seconds > 0.2:
 raw = results[0]
 remember(attribution=json.loads(export.to_json(raw)))
 attr = merge_subwords(raw, c.word_agg) if c.word_agg else raw
-signed = METHODS[c.method].signed
-fig = attribution_heatmap(attr, signed=signed)
+fig = attribution_heatmap(attr)
 chart(fig, "attr.heatmap")
 if raw.delta is not None:
     change = raw.scores.sum(1) + (raw.prefix_scores.sum(1) if raw.prefix_scores is not None else 0) - raw.delta
@@ -105,9 +105,9 @@ if c.compare:
     st.subheader(f"{METHODS[c.method].title} and {METHODS[c.compare].title} side by side")
     left, right = st.columns(2)
     with left:
-        chart(attribution_heatmap(attr, signed=signed), "attr.left")
+        chart(attribution_heatmap(attr), "attr.left")
     with right:
-        chart(attribution_heatmap(other, signed=METHODS[c.compare].signed), "attr.right")
+        chart(attribution_heatmap(other), "attr.right")
     rho = rank_agreement(attr, other)
     chart(agreement_bars(attr.tgt_tokens, rho, (METHODS[c.method].title, METHODS[c.compare].title)), "attr.agreement")
     st.caption(

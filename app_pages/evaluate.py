@@ -3,10 +3,10 @@ import pandas as pd
 import streamlit as st
 
 from explain.alignment import PUBLISHED_AER_EN_FR
-from explain.attention import attention_view
-from explain.attribution import METHODS
+from explain.attention_views import attention_view
 from explain.confidence import attention_confidence
 from explain.faithfulness import FRACTIONS
+from explain.methods import METHODS
 from ui import cache
 from ui.state import chart
 from ui.widgets import md_escape, page_translation, run_or_explain, sidebar_inputs
@@ -114,10 +114,10 @@ with tab_sanity:
         left, right = st.columns(2)
         left.markdown("**Trained model**")
         with left:
-            chart(attribution_heatmap(original, signed=METHODS[method].signed), "eval.sanity_before")
+            chart(attribution_heatmap(original), "eval.sanity_before")
         right.markdown("**All blocks randomised**")
         with right:
-            chart(attribution_heatmap(steps[-1].attribution, signed=METHODS[method].signed), "eval.sanity_after")
+            chart(attribution_heatmap(steps[-1].attribution), "eval.sanity_after")
 
 with tab_dataset:
     runs = cache.evaluation_runs()

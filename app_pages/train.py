@@ -3,8 +3,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from models.data import CorpusFormatError, parse_tsv, parse_two_files
-from models.jobs import MAX_MINUTES, MAX_UPLOAD_BYTES, JobError, cancel_job, list_jobs, start_job
+from training.corpora import CorpusFormatError, parse_tsv, parse_two_files
+from training.jobs import MAX_MINUTES, MAX_UPLOAD_BYTES, JobError, cancel_job, list_jobs, start_job
 from ui import cache
 from ui.state import chart
 from viz.curves import training_curves

@@ -8,7 +8,7 @@ st.title("Training")
 st.caption(
     "How each shipped model learned, from the history file its training run wrote: the training "
     "loss (label-smoothed), the validation loss, and BLEU/chrF of greedy translations of the "
-    "validation split. Training runs outside the app: `python -m models.train configs/<preset>.toml`."
+    "validation split. Training runs outside the app: `python -m training.train configs/<preset>.toml`."
 )
 specs = [s for s in cache.available_models() if s.kind == "checkpoint"]
 if not specs:

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explain.attribution import METHODS
 from explain.beam import prefix_tree
+from explain.methods import METHODS
 from ui import cache
 from ui.state import chart
 from ui.widgets import md_escape, page_translation, run_or_explain, sidebar_inputs
@@ -90,8 +90,10 @@ with contrast:
         c1.selectbox("At output token", steps, format_func=lambda i: step_label(tr, i), key="whatif.cstep"),
         len(steps) - 1,
     )
-    alts = [a for a in tr.alt_tokens[ct] if a != tr.tgt_tokens[ct]]
-    alt = c2.selectbox("Rather than", alts, format_func=prettify_token, key="whatif.calt")
+    # token ids, not their display strings: byte-level vocabularies show a token differently from how it is stored
+    names = dict(zip(tr.alt_ids[ct], tr.alt_tokens[ct], strict=True))
+    alts = [i for i in tr.alt_ids[ct] if i != tr.tgt_ids[ct]]
+    alt = c2.selectbox("Rather than", alts, format_func=lambda i: prettify_token(names[i]), key="whatif.calt")
     methods = [m for m in ("input_x_gradient", "integrated_gradients", "occlusion", "saliency") if m in METHODS]
     method = c3.selectbox("Method", methods, format_func=lambda m: METHODS[m].title, key="whatif.cmethod")
     attr = run_or_explain(cache.run_attribution, *inputs.args(), method, "contrast", ct, alt)

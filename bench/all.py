@@ -27,14 +27,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.attribution import lstm_flops, machine, matmul_peak
 from explain.attention import extract_attention
 from explain.attribution import attribute
-from explain.translate import translate
+from explain.generation import translate
 from models.adapter import Decoding
-from models.batching import bucket_batches, iterate
-from models.data import load_multi30k, load_splits
-from models.registry import list_models, load_model
-from models.train import Trainer
-from models.train_config import load_config
+from models.loading import load_model
+from models.registry import list_models
 from tools.browser import browser_page, running_app
+from training.batching import bucket_batches, iterate
+from training.config import load_config
+from training.corpora import load_multi30k, load_splits
+from training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = {

@@ -30,12 +30,13 @@ from captum.attr import LayerFeatureAblation, LayerGradientXActivation, LayerInt
 from torch.utils.flop_counter import FlopCounterMode
 
 from explain.attribution import attribute, forward_passes
+from explain.generation import translate
 from explain.gradients import MIN_GROUP
-from explain.translate import translate
 from explain.types import Translation
 from models.adapter import Decoding, LanternModel
-from models.data import load_multi30k, load_splits
-from models.registry import get_spec, load_model
+from models.loading import load_model
+from models.registry import get_spec
+from training.corpora import load_multi30k, load_splits
 
 INSEQ_METHODS = {
     "integrated_gradients": "integrated_gradients",

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from explain.attribution import attribute
-from explain.translate import translate
+from explain.generation import translate
 from models.adapter import Decoding
-from models.data import load_splits
-from models.registry import load_model
+from models.loading import load_model
 from tools.browser import CHROMIUM_ARGS, chromium_path, running_app_process
+from training.corpora import load_splits
 
 MODEL = "lstm-zh-en"
 

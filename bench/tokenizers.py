@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from models.data import load_splits
-from models.tokenization import tokenizer_stats, train_tokenizer
+from training.corpora import load_splits
+from training.tokenization import tokenizer_stats, train_tokenizer
 
 CANDIDATES = [("char", 0, 1), ("word", 8000, 2), ("bpe", 4000, 2), ("bpe", 8000, 2)]
 

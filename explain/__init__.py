@@ -1,0 +1,34 @@
+"""Explanations of a model's output, as plain numpy/pandas data.
+
+    from models import load_model
+    from explain import translate, extract_attention, attribute
+    lm = load_model("lstm-zh-en")
+    attribute(lm, "我爱北京天安门", "integrated_gradients")   # shows itself in a notebook; .to_pandas() for a table
+
+Names are imported on first use, so ``import explain.types`` stays free of torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "translate": "explain.generation",
+    "force_translation": "explain.generation",
+    "extract_attention": "explain.attention",
+    "attribute": "explain.attribution",
+    "list_methods": "explain.methods",
+    "merge_subwords": "explain.aggregate",
+    "measure": "explain.faithfulness",
+    "Translation": "explain.types",
+    "AttentionMaps": "explain.types",
+    "Attribution": "explain.types",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'explain' has no attribute {name!r}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explain.translate import force_translation
+from explain.generation import force_translation
 from explain.types import Translation
 from models.adapter import Decoding, InputError, LanternModel
 

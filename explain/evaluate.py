@@ -23,15 +23,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from common.files import write_json
+from common.text import clean_text
 from explain.alignment import argmax_links, diagonal_links, read_gold, score_alignments, to_words, word_index
-from explain.attention import cross_rollout, extract_attention
-from explain.attribution import attribute
+from explain.attention import extract_attention
+from explain.attention_views import cross_rollout
+from explain.attribution import METHODS, attribute
 from explain.faithfulness import measure
-from explain.translate import force_translation, translate
+from explain.generation import force_translation, translate
 from models.adapter import Decoding, LanternModel
-from models.checkpoint import write_json
-from models.data import clean_text
-from models.registry import load_model
+from models.loading import CheckpointError, load_model
+from models.pretrained import PretrainedModelError
 
 log = logging.getLogger("lantern.evaluate")
 DEFAULT_METHODS = ("attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients")
@@ -151,43 +153,101 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Score explanations over a test set (AER, AOPC).")
-    ap.add_argument("--model", required=True, help="a model name from the app's list")
-    ap.add_argument("--source", required=True, help="one source sentence per line")
-    ap.add_argument("--reference", help="one reference per line: explanations are of these outputs")
-    ap.add_argument("--gold", help="gold word alignments per line (i-j sure, ipj possible, 1-based)")
-    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+PROG = "python -m explain.evaluate"
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog=PROG,
+        description="Score explanations over a test set: word alignments against gold alignments (AER) and, "
+        "optionally, faithfulness (AOPC comprehensiveness and sufficiency, Kendall τ with leave-one-out).",
+        epilog="Exit codes: 0 done, 2 a mistake in the command (nothing is written then). An interrupted run "
+        "continues where it stopped when run again with the same --out.",
+    )
+    ap.add_argument("--model", required=True, help="a model name from the app's list, a model folder or a hub id")
+    ap.add_argument("--source", required=True, help="text file, one source sentence per line")
+    ap.add_argument(
+        "--reference", help="text file, one reference per line: each explanation is of this output (forced decoding)"
+    )
+    ap.add_argument(
+        "--gold", help="gold word alignments, one line per sentence (i-j sure, ipj possible, 1-based; WPT format)"
+    )
+    ap.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated methods: rollout and any of {', '.join(METHODS)} (default: %(default)s)",
+    )
     ap.add_argument(
         "--faithfulness",
         type=int,
         default=0,
         metavar="N",
-        help="also measure AOPC and τ-LOO on the first N sentences (slow)",
+        help="also measure AOPC and τ-LOO on the first N sentences (slow; default 0)",
     )
-    ap.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N sentences")
-    ap.add_argument("--out", required=True, help="summary JSON (per-sentence lines go to <out>.jsonl)")
-    ap.add_argument("--restart", action="store_true", help="ignore an earlier partial run")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    methods = args.methods.split(",")
-    sources = Path(args.source).read_text(encoding="utf-8").splitlines()
-    refs = Path(args.reference).read_text(encoding="utf-8").splitlines() if args.reference else None
-    gold = read_gold(args.gold) if args.gold else None
-    n = args.limit or len(sources)
+    ap.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps (default: %(default)s)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N sentences (default: all)")
+    ap.add_argument("--out", required=True, help="summary JSON (per-sentence lines go to <out>l, e.g. run.jsonl)")
+    ap.add_argument("--restart", action="store_true", help="ignore an earlier partial run with the same --out")
+    return ap
+
+
+class UsageError(ValueError):
+    """A mistake in the command line; reported in one line before anything is written."""
+
+
+def _read_lines(path: str, what: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"--{what}: no file at {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--{what}: cannot read {path} as UTF-8 text ({err})") from None
+
+
+def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[str] | None, list | None]:
+    """Validated (methods, sources, references, gold alignments); ``UsageError`` otherwise."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m != "rollout" and m not in METHODS]
+    if not methods or unknown:
+        raise UsageError(
+            f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from rollout, {', '.join(METHODS)}"
+        )
+    if not 1 <= args.n_steps <= 1024:
+        raise UsageError(f"--n-steps must be between 1 and 1024, not {args.n_steps}")
+    if args.limit < 0 or args.faithfulness < 0:
+        raise UsageError("--limit and --faithfulness take a number of sentences (0 or more)")
+    sources = _read_lines(args.source, "source")
+    refs = _read_lines(args.reference, "reference") if args.reference else None
+    try:
+        gold = read_gold(args.gold) if args.gold else None
+    except FileNotFoundError:
+        raise UsageError(f"--gold: no file at {args.gold}") from None
+    except ValueError as err:
+        raise UsageError(f"--gold: not in the i-j / ipj format ({err})") from None
     for name, other in (("reference", refs), ("gold", gold)):
         if other is not None and len(other) != len(sources):
-            raise SystemExit(f"--{name} has {len(other)} lines but --source has {len(sources)}")
+            raise UsageError(f"--{name} has {len(other)} lines but --source has {len(sources)}")
+    if not sources:
+        raise UsageError(f"--source {args.source} is empty")
+    return methods, sources, refs, gold
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        methods, sources, refs, gold = _check_args(args)
+        lines_path = _lines_path(Path(args.out))
+        records = [] if args.restart else _earlier_records(lines_path, args.model, methods)
+        lm = load_model(args.model)
+    except (UsageError, PretrainedModelError, CheckpointError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    n = args.limit or len(sources)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    lines_path = out.with_suffix(out.suffix + "l") if out.suffix == ".json" else Path(f"{out}.jsonl")
     if args.restart:
         lines_path.unlink(missing_ok=True)
-    records = [json.loads(line) for line in lines_path.read_text().splitlines()] if lines_path.exists() else []
-    if records and (records[0].get("model") != args.model or records[0].get("methods_run") != methods):
-        raise SystemExit(f"{lines_path} holds a run with another model or methods; pass --restart")
-    lm = load_model(args.model)
     started = time.perf_counter()
     with open(lines_path, "a", encoding="utf-8") as f:
         for i in tqdm(range(len(records), n), initial=len(records), total=n, desc="sentences", file=sys.stderr):
@@ -220,6 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     for method, entry in summary["methods"].items():
         log.info("%-22s %s", method, "  ".join(f"{k} {v:.3f}" for k, v in entry.items() if isinstance(v, float)))
     return 0
+
+
+def _lines_path(out: Path) -> Path:
+    """Where the per-sentence lines of a run go: ``run.json`` -> ``run.jsonl``."""
+    return out.with_suffix(out.suffix + "l") if out.suffix == ".json" else Path(f"{out}.jsonl")
+
+
+def _earlier_records(lines_path: Path, model: str, methods: list[str]) -> list[dict[str, Any]]:
+    """The sentences an interrupted run with the same model and methods already did."""
+    if not lines_path.exists():
+        return []
+    try:
+        records = [json.loads(line) for line in lines_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except ValueError as err:
+        raise UsageError(f"{lines_path} is not a run's per-sentence file ({err}); pass --restart") from None
+    if records and (records[0].get("model") != model or records[0].get("methods_run") != methods):
+        raise UsageError(f"{lines_path} holds a run with another model or methods; pass --restart")
+    return records
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def to_json(attr: Attribution) -> str:
         "delta": None if attr.delta is None else attr.delta.tolist(),
         "steps": list(attr.steps),
         "params": dict(attr.params),
+        "signed": attr.signed,
     }
     return json.dumps(data, ensure_ascii=False)
 
@@ -80,41 +81,18 @@ def from_json(text: str) -> Attribution:
         delta=_array(data["delta"]),
         steps=tuple(data["steps"]),
         params=tuple(data["params"].items()),
+        signed=bool(data.get("signed", True)),
     )
 
 
 def to_csv(attr: Attribution) -> str:
-    """Long format: one row per (step, input token) score, source then prefix."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    params = json.dumps({**dict(attr.params), "_steps": list(attr.steps)}, ensure_ascii=False)
-    sides = [("source", attr.src_tokens, attr.scores)]
-    if attr.prefix_scores is not None:
-        sides.append(("prefix", attr.prefix_tokens, attr.prefix_scores))
-    for t, tok in enumerate(attr.tgt_tokens):
-        delta = "" if attr.delta is None else f"{attr.delta[t]:.9g}"
-        for side, tokens, scores in sides:
-            for j, inp in enumerate(tokens):
-                writer.writerow(
-                    [
-                        attr.model,
-                        attr.method,
-                        attr.target,
-                        attr.contrast,
-                        t,
-                        tok,
-                        f"{attr.step_logprobs[t]:.9g}",
-                        f"{attr.step_entropy[t]:.9g}",
-                        delta,
-                        side,
-                        j,
-                        inp,
-                        f"{scores[t, j]:.9g}",
-                        params,
-                    ]
-                )
-    return out.getvalue()
+    """Long format (``Attribution.to_pandas``): one row per (step, input token) score, source then prefix."""
+    frame = attr.to_pandas()
+    frame["delta"] = frame["delta"].map(lambda v: "" if np.isnan(v) else f"{v:.9g}")
+    frame["params"] = json.dumps(
+        {**dict(attr.params), "_steps": list(attr.steps), "_signed": attr.signed}, ensure_ascii=False
+    )
+    return frame[CSV_COLUMNS].to_csv(index=False, float_format="%.9g", lineterminator="\r\n")
 
 
 def from_csv(text: str) -> Attribution:
@@ -148,5 +126,6 @@ def from_csv(text: str) -> Attribution:
         step_entropy=ent.astype(np.float32),
         delta=None if np.isnan(delta).all() else delta.astype(np.float32),
         steps=tuple(params.pop("_steps", ())),
+        signed=bool(params.pop("_signed", True)),
         params=tuple(params.items()),
     )

@@ -42,6 +42,27 @@ def _fill_id(tokenizer: PreTrainedTokenizerBase, baseline: str) -> int:
     return pad
 
 
+def step_score(
+    logp: torch.Tensor, chosen_ids: torch.Tensor, target: str, alt_ids: torch.Tensor | None = None
+) -> torch.Tensor:
+    """What is attributed at one step, from its log-probabilities: the one definition every method uses.
+
+    logp [..., V]; chosen_ids [...] the tokens the output has; alt_ids [...] the alternatives of a contrast
+    (-1 where a step is not contrasted, which scores 0) -> scores [...].
+    """
+    chosen = logp.gather(-1, chosen_ids[..., None])[..., 0]
+    if target == "logprob":
+        return chosen
+    if target == "prob":
+        return chosen.exp()
+    if target == "contrast":
+        if alt_ids is None:
+            raise ValueError("target 'contrast' needs an alternative token or an alternative target")
+        alt = logp.gather(-1, alt_ids.clamp(min=0)[..., None])[..., 0]
+        return torch.where(alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
+    raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+
+
 @contextmanager
 def embeddings_replaced(
     src_module: nn.Module, dec_module: nn.Module | None, src: torch.Tensor, dec: torch.Tensor | None
@@ -161,15 +182,8 @@ class Objective:
 
     def score_at(self, src: torch.Tensor, dec: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """src [B, S, d], dec [B, P, d], steps [B] -> each row's score at its own step [B]."""
-        logp = self._logprobs(src, dec, steps)[:, 0]  # [B, V]
-        chosen = logp.gather(-1, self.tgt_ids[steps][:, None])[:, 0]
-        if self.target == "logprob":
-            return chosen
-        if self.target == "prob":
-            return chosen.exp()
-        alt_ids = self.alt_ids[steps]
-        alt = logp.gather(-1, alt_ids.clamp(min=0)[:, None])[:, 0]
-        return torch.where(alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
+        logp = self._logprobs(src, dec, steps)[:, :1]  # [B, 1, V]
+        return self.scores(logp, steps[:, None])[:, 0]
 
     def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
         """src [B, S, d], dec [B, P, d] -> scores [B, steps] of the first steps the prefix covers.
@@ -178,15 +192,13 @@ class Objective:
         which is all a step needs under causal decoding and saves the rest of the decoder's work.
         """
         logp = self._logprobs(src, dec)
-        n = logp.shape[1]
-        chosen = logp.gather(-1, self.tgt_ids[:n].expand(len(src), -1)[..., None])[..., 0]
-        if self.target == "logprob":
-            return chosen
-        if self.target == "prob":
-            return chosen.exp()
-        alt_ids = self.alt_ids[:n]
-        alt = logp.gather(-1, alt_ids.clamp(min=0).expand(len(src), -1)[..., None])[..., 0]
-        return torch.where(alt_ids >= 0, chosen - alt, torch.zeros_like(chosen))
+        steps = torch.arange(logp.shape[1], device=logp.device).expand(len(src), -1)
+        return self.scores(logp, steps)
+
+    def scores(self, logp: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [B, n, V] of ``steps`` [B, n] -> the attributed score at each [B, n]."""
+        alt = self.alt_ids[steps] if self.alt_ids is not None else None
+        return step_score(logp, self.tgt_ids[steps], self.target, alt)
 
     @torch.no_grad()
     def step_distribution(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,17 +2,34 @@
 
 No torch here: these objects are cached by the app, pickled, exported and read by the plots.
 Shapes use ``src`` (source tokens), ``tgt`` (generated tokens), ``k`` (alternatives).
+
+In a notebook each result shows itself with the figures the app draws (``_repr_html_``, built by
+``viz.notebook`` when Jupyter asks for it: the one place the results reach for the plotting layer), and
+``to_pandas()`` turns it into a table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class _ShowsInNotebooks:
+    """Jupyter calls ``_repr_html_``; the figures come from ``viz.notebook``, imported only then."""
+
+    def _repr_html_(self) -> str:
+        from viz.notebook import to_html  # lazy: results stay plot-free until a notebook shows one
+
+        return to_html(self)
+
 
 @dataclass(frozen=True, eq=False)
-class Translation:
+class Translation(_ShowsInNotebooks):
     """A generated output with the model's own view of each step."""
 
     model: str
@@ -40,9 +57,28 @@ class Translation:
     def probs(self) -> np.ndarray:
         return np.exp(self.logprobs)
 
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per generated token: its id, probability, log-probability, entropy and the runners-up."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "step": range(len(self.tgt_tokens)),
+                "token": self.tgt_tokens,
+                "id": self.tgt_ids,
+                "probability": self.probs,
+                "logprob": self.logprobs,
+                "entropy": self.entropy,
+                "alternatives": [
+                    [(tok, float(p)) for tok, p in zip(toks, probs, strict=True)]
+                    for toks, probs in zip(self.alt_tokens, self.alt_probs, strict=True)
+                ],
+            }
+        )
+
 
 @dataclass(frozen=True, eq=False)
-class AttentionMaps:
+class AttentionMaps(_ShowsInNotebooks):
     """Attention weights from one teacher-forced pass over (source, generated target)."""
 
     src_tokens: tuple[str, ...]
@@ -69,9 +105,46 @@ class AttentionMaps:
     def n_heads(self) -> int:
         return 0 if self.cross is None else self.cross.shape[1]
 
+    def to_pandas(self) -> pd.DataFrame:
+        """Long format, one row per weight: kind (cross, encoder, decoder), layer, head, row and column with their
+        tokens, weight. Decoder-only models have kind "causal" over prompt and prefix."""
+        import pandas as pd
+
+        seq2seq = self.cross is not None
+        causal_tokens = (*self.src_tokens, *self.prefix_tokens)  # decoder-only: prompt, then the target prefix
+        parts = {
+            "cross": (self.cross, self.tgt_tokens, self.src_tokens),
+            "encoder": (self.encoder_self, self.src_tokens, self.src_tokens),
+            "decoder" if seq2seq else "causal": (
+                self.decoder_self,
+                self.tgt_tokens if seq2seq else causal_tokens,
+                self.prefix_tokens if seq2seq else causal_tokens,
+            ),
+        }
+        frames = []
+        for kind, (stack, rows, cols) in parts.items():
+            if stack is None:
+                continue
+            layer, head, row, col = (a.ravel() for a in np.indices(stack.shape))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "kind": kind,
+                        "layer": layer,
+                        "head": head,
+                        "row": row,
+                        "row_token": np.asarray(rows, dtype=object)[row],
+                        "col": col,
+                        "col_token": np.asarray(cols, dtype=object)[col],
+                        "weight": stack.ravel(),
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
 
 @dataclass(frozen=True, eq=False)
-class Attribution:
+class Attribution(_ShowsInNotebooks):
     """How much each input token contributed to each generated token, under one method.
 
     Encoder-decoder: ``scores`` covers the source, ``prefix_scores`` the decoder inputs (the start
@@ -92,6 +165,7 @@ class Attribution:
     steps: tuple[int, ...] = ()  # rows that were explained (all when empty)
     contrast: str = ""  # what the chosen tokens were contrasted with
     params: tuple[tuple[str, object], ...] = ()  # method settings, e.g. (("n_steps", 32),)
+    signed: bool = True  # scores can be negative (drawn on a diverging scale); False for magnitudes
 
     def __post_init__(self) -> None:
         if self.scores.shape != (len(self.tgt_tokens), len(self.src_tokens)):
@@ -111,3 +185,33 @@ class Attribution:
     @property
     def rows(self) -> tuple[int, ...]:
         return self.steps or tuple(range(len(self.tgt_tokens)))
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Long format, one row per (output step, input token) score, source then target prefix. ``explained`` is
+        False for output steps the attribution did not explain (a contrast at one step): their scores are 0."""
+        import pandas as pd
+
+        sides = [("source", self.src_tokens, self.scores)]
+        if self.prefix_scores is not None:
+            sides.append(("prefix", self.prefix_tokens, self.prefix_scores))
+        frames, explained = [], set(self.rows)
+        for t in range(len(self.tgt_tokens)):
+            for side, tokens, scores in sides:
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "step": t,
+                            "output_token": self.tgt_tokens[t],
+                            "step_logprob": float(self.step_logprobs[t]),
+                            "step_entropy": float(self.step_entropy[t]),
+                            "delta": np.nan if self.delta is None else float(self.delta[t]),
+                            "explained": t in explained,
+                            "side": side,
+                            "position": range(len(tokens)),
+                            "input_token": tokens,
+                            "score": scores[t],
+                        }
+                    )
+                )
+        frame = pd.concat(frames, ignore_index=True)
+        return frame.assign(model=self.model, method=self.method, target=self.target, contrast=self.contrast)

@@ -1,0 +1,27 @@
+"""Models Lantern looks inside: its own LSTM and Transformer, and pretrained Hugging Face models.
+
+    from models import load_model, list_models
+    lm = load_model("lstm-zh-en")     # a shipped name, a packaged model, a folder or a hub id
+
+Names are imported on first use, so ``import models.folder`` stays free of torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "load_model": "models.loading",
+    "list_models": "models.registry",
+    "LanternModel": "models.adapter",
+    "Decoding": "models.adapter",
+    "InputError": "models.adapter",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

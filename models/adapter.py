@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from models.data import clean_text
+from common.text import clean_text
 
 
 class InputError(ValueError):

@@ -1,4 +1,13 @@
-"""Loading a model folder (Lantern's own or any local Hugging Face seq2seq folder)."""
+"""Loading any model into a ``LanternModel``: the one entry point.
+
+    load_model("lstm-zh-en")                    # a model Lantern ships (or trained here)
+    load_model("smollm2-135m-instruct")         # a packaged GGUF model, converted once
+    load_model("checkpoints/my-model")          # a model folder under a model root
+    load_model("Helsinki-NLP/opus-mt-zh-en")    # a hub id, from the local Hugging Face cache
+
+Weights come only from safetensors; remote code is never trusted; attention is eager (SDPA returns no
+attention weights). Models load in eval mode with frozen weights: they are shared and never mutated.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +20,10 @@ from transformers import logging as hf_logging
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 import models.lstm_attention  # noqa: F401  (registers the LSTM with the Auto classes)
-from models.checkpoint import TARGET_TOKENIZER_DIR
+from models.adapter import LanternModel
+from models.folder import TARGET_TOKENIZER_DIR
+from models.pretrained import PACKAGED, load_pretrained, packaged_folder
+from models.registry import ModelSpec, resolve
 
 hf_logging.disable_progress_bar()
 
@@ -23,17 +35,14 @@ class CheckpointError(RuntimeError):
 def load_seq2seq_folder(
     folder: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerBase]:
-    """(model in eval mode, source tokenizer, target tokenizer) from a checkpoint folder.
-
-    Weights come only from safetensors; remote code is never trusted.
-    """
+    """(model in eval mode, source tokenizer, target tokenizer) from a Lantern checkpoint folder."""
     folder = Path(folder)
     if not (folder / "config.json").exists():
         raise CheckpointError(f"no model at {folder}: config.json is missing")
     if not (folder / "model.safetensors").exists():
         raise CheckpointError(f"no weights at {folder}: model.safetensors is missing")
     try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(  # eager: SDPA returns no attention weights
+        model = AutoModelForSeq2SeqLM.from_pretrained(
             folder, dtype=dtype, use_safetensors=True, trust_remote_code=False, attn_implementation="eager"
         )
         src_tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
@@ -45,3 +54,21 @@ def load_seq2seq_folder(
     for p in model.parameters():  # shared read-only: explanations take input gradients only
         p.requires_grad_(False)
     return model, src_tok, tgt_tok
+
+
+def load_model(model: str | ModelSpec, device: str = "cpu") -> LanternModel:
+    """Load a model by name, folder, hub id or ``ModelSpec`` (see the module docstring).
+
+    Raises ``PretrainedModelError`` (unknown name, missing from the cache, not safetensors...) or
+    ``CheckpointError`` (a broken Lantern checkpoint), each saying what to do.
+    """
+    spec = model if isinstance(model, ModelSpec) else resolve(model)
+    if spec.kind == "checkpoint":
+        net, src_tok, tgt_tok = load_seq2seq_folder(spec.path, device=device)
+        limit = getattr(net.config, "max_source_tokens", None) or 128
+        return LanternModel(spec.name, net, src_tok, tgt_tok, max_source_tokens=limit)
+    folder = str(packaged_folder(PACKAGED[spec.name])) if spec.kind == "packaged" else spec.source
+    net, tok = load_pretrained(folder, device=device)
+    limit = min(512, getattr(tok, "model_max_length", 512) or 512)
+    chat = not net.config.is_encoder_decoder and bool(getattr(tok, "chat_template", None))
+    return LanternModel(spec.name, net, tok, tok, max_source_tokens=limit, chat=chat)

@@ -15,9 +15,19 @@ trains more reliably at small hidden sizes. The output projection is tied to the
 embeddings (Press & Wolf 2017), which helps on a 26k-sentence corpus.
 
 Attention weights come back as HF ``cross_attentions``: one layer, one head, ``[batch, 1, tgt, src]``.
+
+Incremental decoding: ``generate()`` carries the decoder LSTM's state (``LstmDecoderCache``, the
+transformers ``cache`` convention of stateful models) from step to step, so each new token costs one
+LSTM step instead of a pass over the whole prefix; beam search reorders it with the beams.
+
+Attention editing: an ``AttentionEdit`` set on a model (``with_attention_edit``, on a private copy)
+scales the weight one output position gives one source token and renormalises the row, at absolute
+output positions whether or not a cache is used.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +40,7 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutput, ModelOutput, Seq2SeqLMOutput
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.modeling_utils import slice_logits_to_keep
 
 
@@ -67,7 +77,7 @@ class LstmAttnConfig(PretrainedConfig):
         self.dropout = dropout
         self.max_source_tokens = max_source_tokens
         kwargs["is_encoder_decoder"] = True
-        kwargs["use_cache"] = False  # no key/value cache: each step re-runs the (cheap) decoder
+        kwargs["use_cache"] = True  # generate() carries the decoder state (LstmDecoderCache)
         kwargs.setdefault("tie_word_embeddings", False)  # tying is done in forward, not by HF
         super().__init__(
             pad_token_id=pad_token_id,
@@ -78,6 +88,34 @@ class LstmAttnConfig(PretrainedConfig):
         )
 
 
+@dataclass(frozen=True)
+class AttentionEdit:
+    """Scale the attention output position ``step`` pays to source token ``src_index``; the row is renormalised,
+    so the weight taken from one token goes to the others (scale 0 removes the token from that step's view)."""
+
+    step: int
+    src_index: int
+    scale: float
+
+    MAX_SCALE = 1000.0  # beyond this one token takes the whole row anyway; larger values only risk overflow
+
+    def __post_init__(self) -> None:
+        if self.step < 0 or self.src_index < 0:
+            raise ValueError("an attention edit needs a non-negative output step and source position")
+        if not 0 <= self.scale <= self.MAX_SCALE:  # also refuses NaN
+            raise ValueError(f"the attention scale must be between 0 and {self.MAX_SCALE:g}, not {self.scale}")
+
+    def apply(self, weights: torch.Tensor, first_position: int = 0) -> torch.Tensor:
+        """weights [..., q, k] whose query rows are output positions first_position, first_position + 1, ..."""
+        row = self.step - first_position
+        if not 0 <= row < weights.shape[-2] or self.src_index >= weights.shape[-1]:
+            return weights
+        w = weights.clone()
+        w[..., row, self.src_index] = w[..., row, self.src_index] * self.scale
+        w[..., row, :] = w[..., row, :] / w[..., row, :].sum(-1, keepdim=True).clamp(min=1e-12)
+        return w
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau scoring, masked softmax over source positions."""
 
@@ -86,15 +124,36 @@ class AdditiveAttention(nn.Module):
         self.query = nn.Linear(query_dim, attention_dim, bias=False)
         self.key = nn.Linear(key_dim, attention_dim)
         self.v = nn.Linear(attention_dim, 1, bias=False)
+        self.edit: AttentionEdit | None = None  # set only on private copies (``with_attention_edit``)
 
     def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+        self, queries: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, first_position: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries [B, T, Q], keys [B, S, K], mask [B, S] (1 = token) -> context [B, T, K], alphas [B, T, S]."""
+        """queries [B, T, Q] (output positions first_position...), keys [B, S, K], mask [B, S] (1 = token)
+        -> context [B, T, K], alphas [B, T, S]."""
         scores = self.v(torch.tanh(self.query(queries)[:, :, None] + self.key(keys)[:, None]))
         scores = scores.squeeze(-1).masked_fill(~mask[:, None, :].bool(), float("-inf"))
         alphas = scores.softmax(-1)  # padded source positions get exactly 0
+        if self.edit is not None:
+            alphas = self.edit.apply(alphas, first_position)
         return alphas @ keys, alphas
+
+
+class LstmDecoderCache:
+    """The decoder LSTM's state after the target tokens read so far (what incremental decoding carries).
+
+    ``h``, ``c``: [layers, batch, hidden]. ``reorder_cache`` follows beam search's choice of beams.
+    """
+
+    def __init__(self, h: torch.Tensor, c: torch.Tensor, length: int) -> None:
+        self.h, self.c, self.length = h, c, length
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.length
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.h = self.h.index_select(1, beam_idx.to(self.h.device))
+        self.c = self.c.index_select(1, beam_idx.to(self.c.device))
 
 
 def _lengths(mask: torch.Tensor) -> torch.Tensor:
@@ -179,16 +238,29 @@ class LstmDecoder(nn.Module):
         return h0, torch.zeros_like(h0)
 
     def forward(
-        self, embeds: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor, logits_to_keep: int | torch.Tensor = 0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder-input embeds [B, T, E], enc [B, S, h], src_mask [B, S] -> logits [B, T, V], alphas [B, T, S]."""
-        state = self.initial_state(enc, _lengths(src_mask))
-        out, _ = self.lstm(self.dropout(embeds), state)
-        context, alphas = self.attention(out, enc, src_mask)
+        self,
+        embeds: torch.Tensor,
+        enc: torch.Tensor,
+        src_mask: torch.Tensor,
+        logits_to_keep: int | torch.Tensor = 0,
+        cache: LstmDecoderCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, LstmDecoderCache]:
+        """Decoder-input embeds [B, T, E], enc [B, S, h], src_mask [B, S]
+        -> logits [B, T, V], alphas [B, T, S], the state after these T tokens.
+
+        With ``cache`` the T tokens continue the target read so far (incremental decoding); without, they
+        start from the bridge of the encoder's final states.
+        """
+        if cache is None:
+            state, first = self.initial_state(enc, _lengths(src_mask)), 0
+        else:
+            state, first = (cache.h, cache.c), cache.length
+        out, (h, c) = self.lstm(self.dropout(embeds), state)
+        context, alphas = self.attention(out, enc, src_mask, first_position=first)
         attentional = self.dropout(torch.tanh(self.combine(torch.cat([out, context], -1))))
         attentional = slice_logits_to_keep(attentional, logits_to_keep)  # project only the positions asked for
         logits = F.linear(attentional, self.embed_tokens.weight, self.output_bias)
-        return logits, alphas
+        return logits, alphas, LstmDecoderCache(h, c, first + embeds.shape[1])
 
 
 class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
@@ -197,6 +269,7 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
     config_class = LstmAttnConfig
     base_model_prefix = "lstm"
     main_input_name = "input_ids"
+    _is_stateful = True  # the cache is a recurrent state: it cannot be cut back to an earlier length
 
     def __init__(self, config: LstmAttnConfig) -> None:
         super().__init__(config)
@@ -225,15 +298,15 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
         elif isinstance(module, LstmDecoder):
             init.zeros_(module.output_bias)
 
-    def generate(self, *args: object, **kwargs: object) -> torch.LongTensor | ModelOutput:
-        """``GenerationMixin.generate`` without a key/value cache.
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        """No key/value cache: ``forward`` creates and returns its own ``LstmDecoderCache``."""
+        return False
 
-        transformers 5 builds an ``EncoderDecoderCache`` and feeds only the newest token unless
-        ``use_cache=False`` reaches ``generate`` (``config.use_cache`` is not enough); this
-        decoder has no cache, so it must see the whole prefix at every step.
-        """
-        kwargs["use_cache"] = False
-        return super().generate(*args, **kwargs)
+    def with_attention_edit(self, edit: AttentionEdit | None) -> LstmAttnForConditionalGeneration:
+        """Set (or clear) the attention edit of this model; use it on a private copy, never a shared model."""
+        self.decoder.attention.edit = edit
+        return self
 
     def get_encoder(self) -> LstmEncoder:
         return self.encoder
@@ -256,9 +329,15 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        cache: LstmDecoderCache | None = None,
+        use_cache: bool | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
-        """Teacher-forced pass: logits [B, T, V]; cross_attentions ([B, 1, T, S],) if asked."""
+        """Teacher-forced pass: logits [B, T, V]; cross_attentions ([B, 1, T, S],) if asked.
+
+        ``use_cache``: also return the decoder state (``cache``); given a ``cache``, the decoder inputs continue
+        from it (``generate()`` then passes only the newest token).
+        """
         if attention_mask is None:
             if input_ids is not None:
                 attention_mask = input_ids.ne(self.config.pad_token_id).long()
@@ -279,7 +358,7 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
         if labels is not None and not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
             raise ValueError("a loss needs the logits of every position: pass labels or logits_to_keep, not both")
         enc = encoder_outputs.last_hidden_state
-        logits, alphas = self.decoder(decoder_inputs_embeds, enc, attention_mask, logits_to_keep)
+        logits, alphas, state = self.decoder(decoder_inputs_embeds, enc, attention_mask, logits_to_keep, cache)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
@@ -288,6 +367,7 @@ class LstmAttnForConditionalGeneration(PreTrainedModel, GenerationMixin):
             logits=logits,
             encoder_last_hidden_state=enc,
             cross_attentions=(alphas[:, None],) if output_attentions else None,
+            cache=state if use_cache else None,
         )
 
 

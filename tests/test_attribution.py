@@ -15,10 +15,10 @@ from captum.attr import (
 from explain import export
 from explain.aggregate import merge_subwords, word_spans
 from explain.attribution import METHODS, attribute, forward_passes, list_methods
+from explain.generation import translate
 from explain.perturbation import lime
-from explain.translate import translate
 from models.adapter import Decoding, LanternModel
-from tests.conftest import make_tiny_llama, make_tiny_lstm, make_tiny_marian
+from tests.conftest import assert_near_zero, make_tiny_llama, make_tiny_lstm, make_tiny_marian
 
 
 @pytest.fixture(params=["lstm", "marian", "llama"])
@@ -79,8 +79,8 @@ def split(lm: LanternModel, tr, attrs) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_every_method_gives_the_documented_shapes(lm, tr):
     for method in METHODS:
-        if method == "deeplift" and lm.name == "lstm":
-            with pytest.raises(ValueError, match="LSTM"):
+        if method == "deeplift" and lm.name in ("lstm", "llama"):
+            with pytest.raises(ValueError, match="LSTM" if lm.name == "lstm" else "encoder-decoder"):
                 attribute(lm, tr, method)
             continue
         a = attribute(lm, tr, method, n_steps=8, n_samples=8)
@@ -200,7 +200,7 @@ def test_tokens_equal_to_the_baseline_get_zero(lm):
     padded = type(tr)(**{**tr.__dict__, "src_ids": (*tr.src_ids, pad), "src_tokens": (*tr.src_tokens, "<pad>")})
     for method in ("input_x_gradient", "integrated_gradients", "occlusion", "shapley_value_sampling"):
         a = attribute(lm, padded, method, n_steps=8, n_samples=6)
-        assert np.all(a.scores[:, -1] == 0.0), method
+        assert_near_zero(a.scores[:, -1], a.scores)
 
 
 def test_contrast_with_the_same_target_is_zero(lm, tr):
@@ -210,16 +210,17 @@ def test_contrast_with_the_same_target_is_zero(lm, tr):
     assert equal
     for method in ("integrated_gradients", "occlusion"):
         a = attribute(lm, tr, method, target="contrast", contrast_target=same, n_steps=8)
-        assert np.abs(a.scores[equal]).max() == 0.0 and np.abs(a.prefix_scores[equal]).max() == 0.0
+        # log p(a) − log p(a) is 0 for every input, so its gradients and occlusion drops are exactly 0
+        assert np.count_nonzero(a.scores[equal]) == 0 and np.count_nonzero(a.prefix_scores[equal]) == 0
     one = attribute(lm, tr, "input_x_gradient", target="contrast", contrast_token=(1, tr.tgt_tokens[1]))
-    assert one.steps == (1,) and np.abs(one.scores).max() == 0.0
+    assert one.steps == (1,) and np.count_nonzero(one.scores) == 0
 
 
 def test_contrast_token_explains_the_difference_of_log_probs(lm, tr):
     alt = tr.alt_tokens[0][1]  # the runner-up at step 0
     a = attribute(lm, tr, "occlusion", target="contrast", contrast_token=(0, alt))
     assert a.steps == (0,) and "rather than" in a.contrast
-    assert np.abs(a.scores[1:]).max() == 0.0  # only the contrasted step is explained
+    assert np.count_nonzero(a.scores[1:]) == 0  # only the contrasted step is explained: the others are never computed
 
 
 @pytest.mark.parametrize(
@@ -254,8 +255,8 @@ def test_concurrent_attributions_equal_serial_ones(lm, tr):
         th.start()
     for th in threads:
         th.join()
-    for i in range(2):
-        np.testing.assert_array_equal(results[i], serial[i])
+    for i in range(2):  # another session's hooks would change the numbers entirely, not in the last bits
+        np.testing.assert_allclose(results[i], serial[i], rtol=1e-6, atol=1e-6 * np.abs(serial[i]).max())
 
 
 def test_shared_model_is_unchanged_and_has_no_hooks_left(lm, tr):

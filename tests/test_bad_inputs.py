@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from common.text import clean_text
 from explain.attention import extract_attention
 from explain.attribution import attribute
-from explain.translate import force_translation, translate
+from explain.generation import force_translation, translate
 from models.adapter import Decoding, InputError, LanternModel
-from models.data import clean_text
 from tests.conftest import make_tiny_llama, make_tiny_lstm
 
 # name -> (text, what must happen)

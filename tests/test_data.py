@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import (
+from training.corpora import (
     CleaningReport,
     DataNotFoundError,
     Pair,
@@ -94,11 +94,11 @@ def test_real_tatoeba_split_has_no_leakage(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_tokenized_bleu_reproduces_the_official_multi30k_preprocessing():
-    from models.scoring import moses_tokenized_bleu
+    from training.scoring import moses_tokenized_bleu
 
     refs = ["ein mann mit einem orangefarbenen hut , der etwas anstarrt ."]
     result = moses_tokenized_bleu(["Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."], refs, "de")
-    assert result["bleu"] == 100.0 and "tok:none" in result["bleu_signature"]
+    assert result["bleu"] == pytest.approx(100.0) and "tok:none" in result["bleu_signature"]
     assert moses_tokenized_bleu(["Zwei Hunde."], refs, "de")["bleu"] < 10
 
 
@@ -113,14 +113,14 @@ def test_tokenized_bleu_reproduces_the_official_multi30k_preprocessing():
     ],
 )
 def test_malformed_uploads_name_the_line(data, message):
-    from models.data import CorpusFormatError, parse_tsv
+    from training.corpora import CorpusFormatError, parse_tsv
 
     with pytest.raises(CorpusFormatError, match=message):
         parse_tsv(data)
 
 
 def test_uploads_parse_with_bom_crlf_and_two_files():
-    from models.data import CorpusFormatError, parse_tsv, parse_two_files
+    from training.corpora import CorpusFormatError, parse_tsv, parse_two_files
 
     assert parse_tsv("\ufeffI love you.\tJe t'aime.\r\nHi.\tSalut.\n".encode()) == [
         Pair("I love you.", "Je t'aime."),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from explain.attention import extract_attention
-from explain.translate import translate
+from explain.generation import translate
 from models.adapter import Decoding, InputError, LanternModel
 from tests.conftest import make_tiny_lstm
 
@@ -82,7 +82,7 @@ def test_shared_model_is_not_mutated(lm):
 
 
 def test_forced_decoding_scores_any_output(lm):
-    from explain.translate import force_translation
+    from explain.generation import force_translation
 
     forced = force_translation(lm, "我爱你。", "I like cats.")
     assert forced.tgt_tokens[-1] == "</s>" and forced.text == "I like cats."

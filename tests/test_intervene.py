@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from explain.attention import extract_attention
+from explain.generation import translate
 from explain.intervene import edit_attention, edited_copy
-from explain.translate import translate
 from models.adapter import Decoding, LanternModel
 from tests.conftest import make_tiny_llama, make_tiny_lstm, make_tiny_marian
 

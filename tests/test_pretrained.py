@@ -16,12 +16,13 @@ from transformers import (
 
 from explain.attention import extract_attention
 from explain.attribution import attribute
-from explain.translate import translate
+from explain.generation import translate
 from models.adapter import Decoding
+from models.loading import load_model
 from models.pretrained import PretrainedModelError, load_pretrained
-from models.registry import load_model, pretrained_spec
-from models.tokenization import train_tokenizer
+from models.registry import pretrained_spec
 from tests.conftest import make_tiny_llama
+from training.tokenization import train_tokenizer
 
 TEXTS = ["I love you.", "He likes dogs.", "We go home.", "It is hot today.", "Where are you?", "The cat sleeps."]
 CHAT = "{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<s>{% endif %}"
@@ -131,10 +132,10 @@ def test_a_missing_hub_model_offline_says_what_to_do(monkeypatch, tmp_path):
 
 
 def test_smollm2_loads_from_its_package_and_answers():
-    from models.pretrained import SMOLLM2, smollm2_folder
+    from models.pretrained import PACKAGED, SMOLLM2
 
     lm = load_model(SMOLLM2)  # converts the GGUF once, then reads the safetensors cache
-    assert (smollm2_folder() / "model.safetensors").exists()
+    assert PACKAGED[SMOLLM2].converted()
     tr = translate(lm, "What is the capital of Germany?", Decoding(max_new_tokens=16))
     assert "Berlin" in tr.text
     assert lm.source_tokens(list(tr.src_ids))[0] == "<|im_start|>"
@@ -151,9 +152,9 @@ def test_smollm2_loads_from_its_package_and_answers():
     ],
 )
 def test_a_broken_checkpoint_gives_a_clear_message(tmp_path, tokenizers, damage, message):
-    from models.checkpoint import save_model_dir
     from models.loading import CheckpointError, load_seq2seq_folder
     from tests.conftest import make_tiny_lstm
+    from training.checkpoint import save_model_dir
 
     src, tgt = tokenizers
     folder = tmp_path / "ck"

@@ -4,8 +4,8 @@ import random
 
 import torch
 
-from models.batching import pad
 from tests.conftest import make_tiny_lstm
+from training.batching import pad
 
 
 def test_attention_concentrates_on_the_anti_diagonal_after_learning_to_reverse():

@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from common.paths import REPO_ROOT
 from explain.attention import extract_attention
-from explain.translate import translate
+from explain.generation import translate
 from models.adapter import Decoding
-from models.registry import REPO_ROOT, list_models, load_model
+from models.loading import load_model
+from models.registry import list_models
 from viz.tokens import prettify_token
 
 SHIPPED = ["lstm-zh-en", "transformer-zh-en", "transformer-en-de", "lstm-en-de", "transformer-en-fr"]
@@ -49,7 +51,7 @@ def test_lstm_translates_the_seed_sentence_and_love_attends_to_ai(num_beams):
 
 @pytest.mark.parametrize("num_beams", [1, 5])
 def test_forced_decoding_of_the_models_own_output_reproduces_its_scores(num_beams):
-    from explain.translate import force_translation
+    from explain.generation import force_translation
 
     lm = load_model("lstm-zh-en")
     tr = translate(lm, "我爱北京天安门", Decoding(num_beams=num_beams))
@@ -100,3 +102,20 @@ def test_the_two_architectures_on_the_same_data_translate_and_their_cards_hold_t
     }
     assert scores["lstm-en-de"]["test_tokenized"]["bleu"] >= 28  # the issue's aim for the LSTM with attention
     assert scores["transformer-en-de"]["test_tokenized"]["bleu"] > scores["lstm-en-de"]["test_tokenized"]["bleu"]
+
+
+@pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data").exists(), reason="the corpora are not here")
+def test_the_lstm_decodes_incrementally_with_the_outputs_of_the_uncached_decoder():
+    """lstm-zh-en over 300 test sentences (greedy) and 100 (beam 5): carrying the decoder state changes no output."""
+    from training.corpora import load_splits
+    from training.scoring import translate_texts
+
+    lm = load_model("lstm-zh-en")
+    texts = [p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test[:300]]
+    generate = lm.model.generate
+    for beams, n in ((1, 300), (5, 100)):
+        outputs = []
+        for use_cache in (True, False):
+            lm.model.generate = lambda *a, use_cache=use_cache, **k: generate(*a, **{**k, "use_cache": use_cache})
+            outputs.append(translate_texts(lm.model, lm.src_tokenizer, lm.tgt_tokenizer, texts[:n], num_beams=beams))
+        assert outputs[0] == outputs[1], beams

@@ -10,12 +10,14 @@ import time
 import pytest
 import torch
 
-from models import train
-from models.checkpoint import atomic_dir, existing_dir
+from common.files import atomic_dir, existing_dir
 from tests.test_train import REPO, TINY
+from training import train
 
 
-def test_diverging_training_stops_with_a_message_and_keeps_the_last_good_checkpoint(use_data_root, tmp_path, caplog):
+def test_diverging_training_stops_with_a_message_and_keeps_the_last_good_checkpoint(
+    use_data_root, tmp_path, caplog, monkeypatch
+):
     from safetensors.torch import load_file
 
     base = [
@@ -32,8 +34,17 @@ def test_diverging_training_stops_with_a_message_and_keeps_the_last_good_checkpo
     ]
     assert train.main([*base, "--set", "train.max_steps=3"]) == 0  # three healthy steps, saved
     good = load_file(tmp_path / "run" / "last" / "model.safetensors")
-    # then the run diverges: an infinite learning rate breaks the weights at the first update
-    assert train.main([*base, "--resume", "--set", "train.max_steps=10", "--set", "train.lr=inf"]) == 1
+    # then the run diverges: the next update leaves non-finite weights (what a far too high learning rate does)
+    adam_step = torch.optim.Adam.step
+
+    def exploding_step(self, *args, **kwargs):
+        result = adam_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", exploding_step)
+    assert train.main([*base, "--resume", "--set", "train.max_steps=10"]) == 1
     assert "training stopped:" in caplog.text and "last good checkpoint" in caplog.text
     kept = load_file(tmp_path / "run" / "last" / "model.safetensors")
     assert all(torch.equal(kept[k], good[k]) for k in good)  # the healthy checkpoint, untouched
@@ -45,7 +56,7 @@ def test_a_killed_run_resumes_and_loses_at_most_the_steps_since_its_last_checkpo
     cmd = [
         sys.executable,
         "-m",
-        "models.train",
+        "training.train",
         "configs/lstm_zh_en.toml",
         "--run-dir",
         str(run),

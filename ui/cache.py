@@ -17,17 +17,18 @@ from typing import Any
 
 import streamlit as st
 
+from common.paths import REPO_ROOT
 from explain.attention import extract_attention
 from explain.attribution import attribute
 from explain.beam import BeamSearch, beam_search
 from explain.faithfulness import Faithfulness, measure
+from explain.generation import force_translation, translate
 from explain.intervene import edit_attention
 from explain.sanity import cascading_randomisation
-from explain.translate import force_translation, translate
 from explain.types import AttentionMaps, Attribution, Translation
 from models.adapter import Decoding, LanternModel
-from models.data import REPO_ROOT
-from models.registry import ModelSpec, list_models, load_model
+from models.loading import load_model
+from models.registry import ModelSpec, list_models
 
 MAX_MODELS = 3  # models held in memory at once (SmolLM2 alone takes ~0.6 GB)
 REQUEST_SECONDS = float(os.environ.get("LANTERN_REQUEST_SECONDS", "120"))  # one attribution's time limit
@@ -85,7 +86,7 @@ def run_attribution(
     method: str,
     target: str = "logprob",
     contrast_step: int | None = None,
-    contrast_token: str | None = None,
+    contrast_token: int | None = None,
     contrast_text: str | None = None,
     with_prefix: bool = True,
     n_steps: int = 32,

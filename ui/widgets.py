@@ -10,16 +10,19 @@ from typing import TypeVar
 
 import streamlit as st
 
+from common.paths import checkpoint_roots
 from explain.aggregate import AGGREGATIONS
-from explain.attention import KIND_LABELS, attention_stack, available_kinds
-from explain.attribution import METHODS, AttributionTimeout
+from explain.attention_views import KIND_LABELS, attention_stack, available_kinds
+from explain.attribution import AttributionTimeout
+from explain.methods import METHODS
 from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, InputError
 from models.pretrained import PretrainedModelError
-from models.registry import ModelSpec, checkpoint_roots, pretrained_spec
+from models.registry import ModelSpec, pretrained_spec
 from ui import cache
 from ui import state as ui_state
 from ui.state import safe_text
+from viz.tokens import prettify_token
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,7 +98,7 @@ def sidebar_inputs() -> Inputs:
     if not by_name:
         roots = ", ".join(str(r) for r in checkpoint_roots())
         st.error(
-            f"No model checkpoints found under {roots}. Train one: `python -m models.train configs/lstm_zh_en.toml`."
+            f"No model checkpoints found under {roots}. Train one: `python -m training.train configs/lstm_zh_en.toml`."
         )
         st.stop()
     state = st.session_state
@@ -197,7 +200,7 @@ class AttributionControls:
     method: str
     target: str
     contrast_step: int | None
-    contrast_token: str | None
+    contrast_token: int | None  # a token id of the output vocabulary
     contrast_text: str | None
     with_prefix: bool
     n_steps: int
@@ -248,9 +251,15 @@ def attribution_controls(translation: Translation, decoder_only: bool = False) -
                 format_func=lambda t: f"{t}: {tokens[t]}",
             )
             step = min(step, len(tokens) - 1)
-            options = [a for a in translation.alt_tokens[step] if a != tokens[step]]
+            # token ids, not display strings: byte-level vocabularies show a token differently from how it is stored
+            names = dict(zip(translation.alt_ids[step], translation.alt_tokens[step], strict=True))
+            options = [i for i in translation.alt_ids[step] if i != translation.tgt_ids[step]]
             token = c2.selectbox(
-                "Rather than", options, key="attr.contrast_token", help="The model's runners-up at that step."
+                "Rather than",
+                options,
+                key="attr.contrast_token",
+                format_func=lambda i: prettify_token(names[i]),
+                help="The model's runners-up at that step.",
             )
         else:
             text = c2.text_input(

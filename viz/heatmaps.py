@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explain.types import AttentionMaps, Attribution
+from explain.types import Attribution
 from viz.tokens import prettify_tokens
 
 FONT = {"family": "Noto Sans, Noto Sans CJK SC, sans-serif"}
@@ -77,25 +77,13 @@ def token_heatmap(
     return fig
 
 
-def attention_heatmap(maps: AttentionMaps, layer: int = 0, head: int | str = 0, title: str = "") -> go.Figure:
-    """Cross-attention of one layer: one head, or ``head="mean"`` / ``"max"`` over heads."""
-    if maps.cross is None:
-        raise ValueError("this model has no cross-attention")
-    layer_weights = maps.cross[layer]  # [heads, tgt, src]
-    if head == "mean":
-        weights = layer_weights.mean(0)
-    elif head == "max":
-        weights = layer_weights.max(0)
-    else:
-        weights = layer_weights[int(head)]
-    return token_heatmap(weights, maps.src_tokens, maps.tgt_tokens, title=title)
-
-
-def attribution_heatmap(attr: Attribution, signed: bool = True, title: str = "") -> go.Figure:
+def attribution_heatmap(attr: Attribution, signed: bool | None = None, title: str = "") -> go.Figure:
     """Output tokens × source tokens, and × target prefix beside it, on one colour scale.
 
-    Signed methods use a diverging scale centred at 0; unsigned ones a sequential scale from 0.
+    Signed methods (``attr.signed``, unless ``signed`` says otherwise) use a diverging scale centred at 0;
+    unsigned ones a sequential scale from 0.
     """
+    signed = attr.signed if signed is None else signed
     y = _labels(attr.tgt_tokens)
     panels = [(attr.scores, _labels(attr.src_tokens), "source")]
     if attr.prefix_scores is not None:

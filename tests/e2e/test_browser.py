@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from explain.attribution import attribute
-from explain.translate import translate
+from explain.generation import translate
 from models.adapter import Decoding
-from models.registry import load_model
+from models.loading import load_model
 from tools.browser import open_page
 
 pytestmark = pytest.mark.e2e

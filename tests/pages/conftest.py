@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from models import train
 from tests.conftest import make_tiny_llama
 from tests.test_train import TINY, TINY_TRANSFORMER
+from training import train
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explain.attention import KIND_LABELS, extract_attention
-from explain.translate import translate
+from explain.attention import extract_attention
+from explain.attention_views import KIND_LABELS
+from explain.generation import translate
 from models.adapter import Decoding
-from models.registry import load_model
+from models.loading import load_model
 from tests.plotly_data import trace_array
 from viz.tokens import prettify_tokens
 
@@ -88,7 +89,7 @@ def test_no_checkpoints_gives_a_message(app_env, tmp_path, monkeypatch):
 
     monkeypatch.setenv("LANTERN_CHECKPOINTS", str(tmp_path))
     monkeypatch.delenv("LANTERN_HUB_MODELS")
-    monkeypatch.setattr(models.registry, "smollm2_available", lambda: False)
+    monkeypatch.setattr(models.registry, "PACKAGED", {})  # as if no packaged model were installed
     at = open_page("app_pages/translate.py")
     assert not at.exception
     assert any("No model checkpoints" in e.value for e in at.error)
@@ -243,7 +244,7 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     at = open_page("app_pages/evaluate.py", src="我爱你。", **{"eval.methods": []})
     assert not at.exception, at.exception
     frame = at.dataframe[-1].value
-    assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == 0.4
+    assert list(frame.index) == ["attention", "saliency"] and frame.loc["attention", "aer"] == pytest.approx(0.4)
     assert len(at.get("plotly_chart")) == 2  # AER per method, AER per head
     assert any("fast_align 0.105" in c.value for c in at.caption)  # the published aligners beside it
     assert any("layer 0 AER 0.500" in c.value for c in at.caption)
@@ -252,7 +253,7 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
 
 
 def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
-    from models.registry import REPO_ROOT
+    from common.paths import REPO_ROOT
 
     monkeypatch.setenv("LANTERN_EVALUATIONS", str(REPO_ROOT / "evaluations"))
     at = open_page(

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from models.jobs import cancel_job, list_jobs
 from models.registry import list_models
 from tests.pages.test_pages import open_page
+from training.jobs import cancel_job, list_jobs
 
 PAIRS = [(f"I see {n} cats.", f"Je vois {n} chats.") for n in range(40)] + [
     (f"You have {n} dogs.", f"Tu as {n} chiens.") for n in range(40)

@@ -1,27 +1,16 @@
-"""Train a translation model from a TOML preset.
-
-    python -m models.train configs/lstm_zh_en.toml            # train, test, export to checkpoints/
-    python -m models.train configs/lstm_zh_en.toml --resume   # continue an interrupted run
-    python -m models.train configs/lstm_zh_en.toml --set train.max_steps=50 --set data.limit_train=500
-    torchrun --nproc_per_node=2 -m models.train configs/lstm_zh_en.toml   # data parallel (gloo/NCCL)
-
-The run folder (``runs/<name>/``) holds the tokenizers, ``last/`` (model + optimizer state, for
-``--resume``), ``best/`` (best validation BLEU) and ``history.json``. At the end the best model is
-exported in fp16 to ``checkpoints/<name>/``, reloaded from there and scored on the test split,
-and a model card is written beside it, so the card's numbers are those of the shipped file.
+"""The training loop: a ``Trainer`` builds the tokenizers and the model from a ``RunConfig``, trains with
+validation, early stopping and atomic checkpoints (``last/`` to resume, ``best/`` by validation BLEU),
+alone or data-parallel under ``torchrun``. The CLI is ``training.train``; the export ``training.export``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import random
-import shutil
 import signal
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +18,19 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
-from transformers import logging as hf_logging
 
-from models import distributed
-from models.batching import bucket_batches, encode_pairs, iterate
-from models.checkpoint import (
-    TRAINING_COUNTS,
-    atomic_dir,
-    existing_dir,
-    load_trainer_state,
-    save_model_dir,
-    save_trainer_state,
-    write_json,
-)
-from models.data import REPO_ROOT, Splits, load_splits, multi30k_tokenized
+from common.files import atomic_dir, existing_dir, write_json
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
-from models.model_card import write_model_card
-from models.registry import write_meta
-from models.scoring import corpus_scores, moses_tokenized_bleu, translate_texts
-from models.tokenization import load_tokenizer, save_tokenizer, tokenizer_stats, train_tokenizer
-from models.train_config import RunConfig, config_from_dict, load_config
 from models.transformer import build_transformer
+from training import distributed
+from training.batching import bucket_batches, encode_pairs, iterate
+from training.checkpoint import load_trainer_state, save_model_dir, save_trainer_state
+from training.config import ConfigError, RunConfig, config_from_dict
+from training.corpora import Splits, load_splits
+from training.scoring import corpus_scores, translate_texts
+from training.tokenization import load_tokenizer, save_tokenizer, train_tokenizer
 
 log = logging.getLogger("lantern.train")
-
-
-ARCH_NAMES = {"lstm": "LSTM", "transformer": "Transformer"}
 
 
 class TrainingStopped(RuntimeError):
@@ -64,7 +40,20 @@ class TrainingStopped(RuntimeError):
 def build_model(cfg: RunConfig, src_vocab: int, tgt_vocab: int) -> PreTrainedModel:
     m = cfg.model
     if m.architecture == "transformer":
-        return build_transformer(m, src_vocab, tgt_vocab, shared_vocab=cfg.tokenizer.shared)
+        return build_transformer(
+            src_vocab,
+            tgt_vocab,
+            shared_vocab=cfg.tokenizer.shared,
+            embed_dim=m.embed_dim,
+            encoder_layers=m.encoder_layers,
+            decoder_layers=m.decoder_layers,
+            heads=m.heads,
+            ffn_dim=m.ffn_dim,
+            dropout=m.dropout,
+            attention_dropout=m.attention_dropout,
+            activation_dropout=m.activation_dropout,
+            max_source_tokens=m.max_source_tokens,
+        )
     config = LstmAttnConfig(
         src_vocab_size=src_vocab,
         tgt_vocab_size=tgt_vocab,
@@ -196,7 +185,7 @@ class Trainer:
         saved = load_trainer_state(folder)
         before = config_from_dict(saved["config"])  # fills keys added since with their defaults
         if (before.model, before.data, before.tokenizer) != (self.cfg.model, self.cfg.data, self.cfg.tokenizer):
-            raise ValueError(
+            raise ConfigError(
                 "--resume: the [model], [data] or [tokenizer] section differs from the interrupted run's; "
                 "resume with the same config (only [train] settings may change)"
             )
@@ -429,146 +418,3 @@ class Trainer:
                 st["plateau_scale"] = max(st["plateau_scale"] * t.plateau_factor, t.min_lr / t.lr)
         self._write_history()
         return bool(t.early_stopping) and st["bad_evals"] >= t.early_stopping
-
-    # --- export ---------------------------------------------------------------------------
-
-    def token_counts(self) -> dict[str, dict[str, int]]:
-        """How often each token occurs in the training pairs, per side (what the model had to learn from)."""
-        counts: dict[str, Counter[int]] = {"source": Counter(), "target": Counter()}
-        for ex in self.train_examples:
-            counts["source"].update(ex.src_ids)
-            counts["target"].update(ex.tgt_ids)
-        toks = {"source": self.src_tok, "target": self.tgt_tok}
-        return {
-            side: dict(zip(toks[side].convert_ids_to_tokens(list(c)), c.values(), strict=True))
-            for side, c in counts.items()
-        }
-
-    def _inferred_stop_reason(self) -> str:
-        """For runs that ended before the stop reason was stored."""
-        st, t = self.state, self.cfg.train
-        if st["epoch"] >= t.max_epochs:
-            return "max_epochs"
-        if t.early_stopping and st["bad_evals"] >= t.early_stopping:
-            return "early_stopping"
-        if t.max_steps and st["step"] >= t.max_steps:
-            return "max_steps"
-        if t.max_minutes and st["elapsed_s"] / 60 >= t.max_minutes:
-            return "max_minutes"
-        return "interrupted"  # no limit reached: the process was killed before it could record why it ended
-
-    def export(self, out_dir: Path, test: bool = True) -> dict[str, Any]:
-        """Best model -> fp16 checkpoint in ``out_dir``; reload it, score the test split, write the card."""
-        from models.loading import load_seq2seq_folder
-
-        best, _, _ = load_seq2seq_folder(self.run_dir / "best")
-        with atomic_dir(Path(out_dir)) as tmp:
-            save_model_dir(tmp, best, self.src_tok, self.tgt_tok, dtype=torch.float16)
-            shutil.copy(self.run_dir / "history.json", tmp / "history.json")
-            write_json(tmp / TRAINING_COUNTS, self.token_counts())
-            d = self.cfg.data
-            write_meta(
-                tmp,
-                title=f"{ARCH_NAMES[self.cfg.model.architecture]} {d.src_lang}→{d.tgt_lang} ({d.corpus})",
-                src_lang=d.src_lang,
-                tgt_lang=d.tgt_lang,
-                corpus=d.corpus,
-            )
-        model, src_tok, tgt_tok = load_seq2seq_folder(out_dir)
-        info: dict[str, Any] = {
-            "stop_reason": self.stop_reason or self.state.get("stop_reason") or self._inferred_stop_reason(),
-            "dropped_too_long": self.dropped,
-        }
-        if test:
-            test_pairs = self.splits.test
-            t0 = time.perf_counter()
-            hyps = translate_texts(
-                model, src_tok, tgt_tok, [p.src for p in test_pairs], num_beams=self.cfg.train.test_beams
-            )
-            info["test"] = corpus_scores(hyps, [p.tgt for p in test_pairs], self.cfg.data.tgt_lang)
-            if self.cfg.data.corpus == "multi30k-en-de":  # also the literature's setup, in its own column
-                refs = multi30k_tokenized("test", self.cfg.data.tgt_lang)
-                info["test_tokenized"] = moses_tokenized_bleu(hyps, refs, self.cfg.data.tgt_lang)
-            info["test"]["beams"] = self.cfg.train.test_beams
-            info["test"]["decode_s"] = round(time.perf_counter() - t0, 1)
-            info["test_samples"] = [
-                {"src": p.src, "ref": p.tgt, "hyp": h} for p, h in list(zip(test_pairs, hyps, strict=True))[:8]
-            ]
-        info["tokenizers"] = {
-            "source": tokenizer_stats(src_tok, [p.src for p in self.splits.val]),
-            "target": tokenizer_stats(tgt_tok, [p.tgt for p in self.splits.val]),
-        }
-        write_model_card(Path(out_dir), self.cfg, self.splits, self.state, model, info)
-        return info
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train a Lantern translation model.")
-    ap.add_argument("config", help="TOML preset, e.g. configs/lstm_zh_en.toml")
-    ap.add_argument("--run-dir", help="working folder (default runs/<name>)")
-    ap.add_argument("--export", help="final checkpoint folder (default checkpoints/<name>); 'none' skips")
-    ap.add_argument("--resume", action="store_true", help="continue from <run-dir>/last")
-    ap.add_argument("--no-test", action="store_true", help="skip the test-split scores at export")
-    ap.add_argument("--export-only", action="store_true", help="export <run-dir>/best again without training")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hf_logging.disable_progress_bar()
-    cfg = load_config(args.config, args.set)
-    run_dir = Path(args.run_dir or REPO_ROOT / "runs" / cfg.name)
-    trainer = Trainer(cfg, run_dir, resume=args.resume or args.export_only)
-    try:
-        return _run(trainer, args, cfg)
-    finally:
-        distributed.cleanup(trainer.dist)
-
-
-def _run(trainer: Trainer, args: argparse.Namespace, cfg: RunConfig) -> int:
-    main_rank = trainer.dist.main
-    if not main_rank:
-        log.setLevel(logging.WARNING)
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    log.info(
-        "%s: %s train pairs (%d dropped as too long), %s params, device %s, %d steps/epoch%s",
-        cfg.name,
-        len(trainer.train_examples),
-        trainer.dropped,
-        f"{n_params:,}",
-        trainer.device,
-        trainer.steps_per_epoch,
-        f", {trainer.dist.world} ranks" if trainer.dist.active else "",
-    )
-    if args.export_only:
-        return _export(trainer, args, cfg) if main_rank else 0
-    try:
-        reason = trainer.fit()
-    except TrainingStopped as err:
-        log.error("training stopped: %s", err)
-        return 1
-    log.info(
-        "stopped (%s) at step %d; best val BLEU %.2f at step %d",
-        reason,
-        trainer.state["step"],
-        trainer.state["best_bleu"],
-        trainer.state["best_step"],
-    )
-    if reason == "interrupted":
-        log.info("resume with: python -m models.train %s --resume", args.config)
-        return 130
-    return _export(trainer, args, cfg) if main_rank else 0
-
-
-def _export(trainer: Trainer, args: argparse.Namespace, cfg: RunConfig) -> int:
-    if args.export == "none":
-        return 0
-    out = Path(args.export or REPO_ROOT / "checkpoints" / cfg.name)
-    info = trainer.export(out, test=not args.no_test)
-    if "test" in info:
-        test = info["test"]
-        log.info("test: BLEU %.2f, chrF %.2f (%s)", test["bleu"], test["chrf"], test["bleu_signature"])
-    log.info("exported to %s", out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from models.data import CORPORA, Splits
-from models.train_config import RunConfig
+from training.config import RunConfig
+from training.corpora import CORPORA, Splits
 
 LICENCES = {
     "tatoeba-en-zh": "CC-BY 2.0 FR (tatoeba.org; packaged by manythings.org/anki). Each sentence pair's "
@@ -93,7 +93,7 @@ def write_model_card(
     arch_title, arch_text = ARCHITECTURES[cfg.model.architecture]
     parts = [
         f"# {cfg.name}: {src} → {tgt}, {arch_title}\n",
-        f"Trained by Lantern (`python -m models.train`). {arch_text}\n",
+        f"Trained by Lantern (`python -m training.train`). {arch_text}\n",
         "## Test scores\n",
     ]
     if test:

@@ -8,7 +8,7 @@ import sacrebleu
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from models.batching import pad
+from training.batching import pad
 
 
 @torch.no_grad()

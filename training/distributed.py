@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun``: gloo on CPUs, NCCL on GPUs.
 
-Run the training CLI unchanged: ``torchrun --nproc_per_node=2 -m models.train configs/x.toml``.
+Run the training CLI unchanged: ``torchrun --nproc_per_node=2 -m training.train configs/x.toml``.
 Every rank builds the same batches (same seed) and takes every ``world``-th one; rank 0 alone trains
 the tokenizers, validates and writes files, and decisions that end a loop (limits, early stopping,
 an interrupt) are agreed by all ranks so none waits forever in an all-reduce.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from models.data import Pair
+from training.corpora import Pair
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,7 @@
-"""Checkpoint folders written atomically, trainer state for resuming, and fp16 export.
-
-A checkpoint folder is a Hugging Face model folder (``config.json``, ``generation_config.json``,
-``model.safetensors``) with the source tokenizer beside it (``tokenizer.json``...), so
-``AutoTokenizer.from_pretrained(folder)`` gives the tokenizer for the model's inputs; when the
-target vocabulary differs it is in ``target_tokenizer/``.
-"""
+"""Files written so that a reader (or a crash) never sees half of them."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -16,13 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-TARGET_TOKENIZER_DIR = "target_tokenizer"
-STATE_FILE = "trainer_state.pt"
-TRAINING_COUNTS = "training_counts.json"  # token -> occurrences in the training split, per side
 
 
 @contextmanager
@@ -51,31 +37,6 @@ def existing_dir(path: Path) -> Path | None:
         if (candidate / "config.json").exists():
             return candidate
     return None
-
-
-def save_model_dir(
-    folder: Path,
-    model: PreTrainedModel,
-    src_tok: PreTrainedTokenizerBase,
-    tgt_tok: PreTrainedTokenizerBase,
-    dtype: torch.dtype | None = None,
-) -> None:
-    """Weights (optionally cast, e.g. fp16 to halve the file), config and tokenizers."""
-    to_save = model
-    if dtype is not None:
-        to_save = copy.deepcopy(model).to(dtype)
-    to_save.save_pretrained(folder)
-    src_tok.save_pretrained(folder)
-    if tgt_tok is not src_tok:
-        tgt_tok.save_pretrained(Path(folder) / TARGET_TOKENIZER_DIR)
-
-
-def save_trainer_state(folder: Path, state: dict[str, Any]) -> None:
-    torch.save(state, Path(folder) / STATE_FILE)
-
-
-def load_trainer_state(folder: Path) -> dict[str, Any]:
-    return torch.load(Path(folder) / STATE_FILE, weights_only=True)
 
 
 def write_json(path: Path, data: Any) -> None:

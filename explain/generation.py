@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.text import clean_text
 from explain.types import Translation
 from models.adapter import Decoding, InputError, LanternModel, SourceEncoding
-from models.data import clean_text
 
 
 def translate(

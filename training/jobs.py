@@ -1,4 +1,4 @@
-"""Training jobs started from the app: one background ``python -m models.train`` per job.
+"""Training jobs started from the app: one background ``python -m training.train`` per job.
 
 A job lives in its own folder (``$LANTERN_JOBS`` or ``runs/web/``): the cleaned corpus, the generated
 config, the training log, ``job.json`` and, once the process ends, ``exitcode``. Jobs outlive the
@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.data import REPO_ROOT, Pair, clean_pairs
-from models.registry import checkpoint_roots
+from common.paths import REPO_ROOT, checkpoint_roots
+from training.corpora import Pair, clean_pairs
 
 JOBS_ENV = "LANTERN_JOBS"
 MAX_UPLOAD_BYTES = 5 * 2**20
@@ -153,7 +153,7 @@ def start_job(
     cmd = [
         sys.executable,
         "-m",
-        "models.train",
+        "training.train",
         str(config),
         "--run-dir",
         str(folder / "run"),

@@ -7,16 +7,13 @@ message says which file to put where and where the public original lives.
 
 from __future__ import annotations
 
-import os
 import random
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "LANTERN_DATA"
+from common.paths import DATA_ENV, data_root
+from common.text import clean_text
 
 # name -> (relative path, origin). Language pairs are named by the corpus, not by direction.
 CORPORA: dict[str, dict[str, str]] = {
@@ -44,12 +41,6 @@ class CorpusFormatError(ValueError):
     """An uploaded corpus is malformed; the message names the line and what is wrong."""
 
 
-def data_root() -> Path:
-    """The folder holding the corpora: ``$LANTERN_DATA`` or ``../shared/data``."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else (REPO_ROOT.parent / "shared" / "data")
-
-
 def corpus_path(name: str, *parts: str) -> Path:
     """Path of a corpus file; raises ``DataNotFoundError`` with instructions when absent."""
     if name not in CORPORA:
@@ -66,24 +57,6 @@ def corpus_path(name: str, *parts: str) -> Path:
 
 
 # --- cleaning -------------------------------------------------------------------------------
-
-_SPACE = re.compile(r"\s+")
-
-
-def clean_text(text: str) -> str:
-    """NFKC, drop control/format characters (zero-width, BOM, bidi marks), fold whitespace.
-
-    NFKC maps no-break spaces (U+00A0, U+202F, U+3000) to plain spaces and full-width ASCII to
-    ASCII, so the model sees one form of each character. Applied to training data and to every
-    text the app receives, so both go through the same normalisation.
-    """
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(
-        " " if ch in "\t\n\r\x0b\x0c\x85\u2028\u2029" else ch
-        for ch in text
-        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co") or ch in "\t\n\r"
-    )
-    return _SPACE.sub(" ", text).strip()
 
 
 @dataclass(frozen=True)
