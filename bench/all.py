@@ -5,9 +5,10 @@
 1. app cold start: `streamlit run` to the first rendered page in headless Chromium;
 2. translate + attention latency per model;
 3. attribution latency per method and model (Lantern);
-4. Lantern vs Inseq vs a plain Captum loop (bench.attribution), per model;
-5. training throughput (tokens/s, model FLOPs/s against the measured matmul peak);
-6. many users at once (bench.load).
+4. corpus translation, the decoder re-reading its prefix vs incremental decoding (bench.translation);
+5. Lantern vs Inseq vs a plain Captum loop (bench.attribution), per model;
+6. training throughput (tokens/s, model FLOPs/s against the measured matmul peak);
+7. many users at once (bench.load).
 Numbers are medians over several sentences; seconds depend on the machine, ratios less so.
 """
 
@@ -25,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.attribution import lstm_flops, machine, matmul_peak
+from bench.translation import table as translation_table
 from explain.attention import extract_attention
 from explain.attribution import attribute
 from explain.generation import translate
@@ -163,7 +165,9 @@ def sub(args: list[str]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=5)
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: start,latency,vs,train,load")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated sections to skip: start,latency,translation,vs,train,load"
+    )
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     peak = matmul_peak()
@@ -187,6 +191,13 @@ def main() -> None:
             "## Attribution, every output token (median s; IG 32 steps, Shapley and LIME 25 samples)",
             "",
             *attr_rows,
+            "",
+        ]
+    if "translation" not in skip:  # the whole test splits: bench/translation.md (python -m bench.translation)
+        out += [
+            "## Corpus translation: re-reading the prefix vs incremental decoding (first 200 test sentences, beam 5)",
+            "",
+            *translation_table(own, 200, 5),
             "",
         ]
     if "vs" not in skip:

@@ -13,7 +13,10 @@ uncached run for reference, not an earlier Lantern.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from datetime import date
+from pathlib import Path
 
 from bench.attribution import machine
 from models.loading import load_model
@@ -67,14 +70,24 @@ def table(models: list[str], sentences: int, beams: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the table and write it, with the date, the machine and the command, to bench/translation.md."""
     ap = argparse.ArgumentParser(prog="python -m bench.translation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", help="comma-separated model names (default: every shipped checkpoint)")
     ap.add_argument("--sentences", type=int, default=1000, help="first N test sentences (default: %(default)s)")
     ap.add_argument("--beams", type=int, default=5, help="beam size, as the cards' test scores (default: 5)")
     args = ap.parse_args(argv)
     models = args.models.split(",") if args.models else [s.name for s in list_models() if s.kind == "checkpoint"]
-    print(machine())
-    table(models, args.sentences, args.beams)
+    header = [
+        f"# Corpus translation, {date.today().isoformat()}",
+        "",
+        f"Machine: {machine()}. Command: `python -m bench.translation "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+        + "`. Seconds to translate the test split (length-sorted batches of 100, as the cards' scores).",
+        "",
+    ]
+    print("\n".join(header), flush=True)
+    rows = table(models, args.sentences, args.beams)
+    (Path(__file__).parent / "translation.md").write_text("\n".join([*header, *rows, ""]), encoding="utf-8")
     return 0
 
 
