@@ -1,11 +1,22 @@
 """Lantern: look inside translation and text-generation models. Run with `streamlit run app.py`."""
 
+from pathlib import Path
+
 import streamlit as st
 
-from ui.state import reset_charts, restore_from_url, sync_to_url
+from ui.state import (
+    PageStop,
+    apply_pending_state,
+    check_widget_state,
+    reset_charts,
+    restore_from_url,
+    show_notes,
+    sync_to_url,
+)
 from ui.widgets import keep_shared_state, session_sidebar
 
-st.set_page_config(page_title="Lantern", page_icon=":material/emoji_objects:", layout="wide")
+# A local icon: a Material icon as page icon makes every page load fetch it from a font server.
+st.set_page_config(page_title="Lantern", page_icon=str(Path(__file__).parent / "ui/assets/lantern.png"), layout="wide")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -18,7 +29,9 @@ PAGES = [
     st.Page("app_pages/train.py", title="Train a model", icon=":material/model_training:"),
 ]
 
-restore_from_url()  # a shared link's state, before any widget exists
+apply_pending_state()  # state handed over by the previous run (a loaded session or model), before any widget
+restore_from_url()  # a shared link's state, checked like any input
+check_widget_state()  # no widget is drawn with a value it cannot show
 keep_shared_state()
 reset_charts()
 # The pages live in app_pages/, not pages/: with a pages/ folder, Streamlit serves a direct link such as
@@ -29,8 +42,11 @@ with st.sidebar:
     for p in PAGES:
         st.page_link(p, label=p.title, icon=p.icon)
     st.divider()
+show_notes()
 try:
     page.run()
-finally:  # also after a page's st.stop(): the session tools and the URL stay current
+except PageStop:  # the page ended early on purpose (ui.state.stop_page)
+    pass
+finally:  # also after an error or a stop: the session tools and the URL stay current
     session_sidebar()
     sync_to_url()

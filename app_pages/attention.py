@@ -4,9 +4,9 @@ import streamlit as st
 
 from explain.attention_views import KIND_LABELS, attention_stack, attention_view
 from ui import cache
-from ui.state import chart
+from ui.controls import attention_controls
+from ui.state import chart, stop_page
 from ui.widgets import (
-    attention_controls,
     md_escape,
     page_translation,
     run_or_explain,
@@ -31,7 +31,7 @@ maps = run_or_explain(cache.run_attention, *inputs.args())
 st.markdown(f"**Output:** {md_escape(tr.text)}")
 if maps.cross is None and maps.decoder_self is None:
     st.info("This model returns no attention weights.")
-    st.stop()
+    stop_page()
 c = attention_controls(maps, inputs.spec)
 x_title, y_title = AXES[c.kind]
 
@@ -41,7 +41,7 @@ if c.grid:
     st.caption(
         "Each panel is one head of one layer; rows and columns as in the single map. Hover for tokens and weights."
     )
-    st.stop()
+    stop_page()
 
 weights, cols, rows = attention_view(maps, c.kind, c.layer, c.head, c.words)
 chart(token_heatmap(weights, cols, rows, x_title=x_title, y_title=y_title), "attn.heatmap")

@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from explain import export
@@ -10,9 +9,11 @@ from explain.attribution import forward_passes
 from explain.compare import rank_agreement
 from explain.methods import METHODS
 from ui import cache
-from ui.state import chart
+from ui.controls import attribution_controls
+from ui.state import chart, stop_page
 from ui.widgets import (
-    attribution_controls,
+    ProgressBar,
+    cost_gate,
     md_escape,
     page_translation,
     remember,
@@ -22,9 +23,6 @@ from ui.widgets import (
 from viz.bars import agreement_bars, step_confidence, token_bars
 from viz.heatmaps import attribution_heatmap
 from viz.tokens import prettify_tokens
-
-MAX_TOKEN_PASSES = 2_000_000  # refuse above this: minutes of CPU per request on a small server
-CONFIRM_ABOVE = 150_000  # ask before running more than this
 
 st.title("Attributions")
 inputs = sidebar_inputs()
@@ -40,35 +38,15 @@ runs = [c.method] + ([c.compare] if c.compare else [])
 n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
 sequences = sum(forward_passes(m, n_src, n_tgt, c.n_steps, c.n_samples) for m in runs)
 token_passes = sequences * (n_src + n_tgt)
-rate = st.session_state.get("attr.rate")
-eta = f", about {token_passes / rate:.1f} s at the last run's speed" if rate else ""
-st.caption(f"Cost: {sequences:,} forward passes of {n_src + n_tgt} tokens ({token_passes:,} token passes{eta}).")
-if token_passes > MAX_TOKEN_PASSES:
-    st.warning(
-        f"That is more than this server runs per request ({MAX_TOKEN_PASSES:,} token passes). Lower the steps or "
-        "samples, or explain a shorter sentence."
-    )
-    st.stop()
-run_key = (inputs.args(), c.args())
-if token_passes > CONFIRM_ABOVE and st.session_state.get("attr.approved") != run_key:
-    if not st.button("Run this attribution", key="attr.run", type="primary"):
-        st.info("This run is expensive, so it waits for you: press the button.")
-        st.stop()
-    st.session_state["attr.approved"] = run_key
-
-bar = st.progress(0.0, text="Attributing…")
-started = pd.Timestamp.now()
+if not cost_gate(token_passes, "this attribution", "attr", (inputs.args(), c.args())):
+    stop_page()
+bar = ProgressBar("Attributing…", token_passes)
 results = []
 for i, method in enumerate(runs):
-
-    def show(fraction: float, i: int = i) -> None:
-        bar.progress(min(1.0, (i + fraction) / len(runs)), text=f"Attributing with {METHODS[runs[i]].title}…")
-
-    results.append(run_or_explain(cache.run_attribution, *inputs.args(), *c.args(method), progress=show))
-bar.empty()
-seconds = (pd.Timestamp.now() - started).total_seconds()
-if seconds > 0.2:
-    st.session_state["attr.rate"] = token_passes / seconds
+    bar.text = f"Attributing with {METHODS[method].title}…"
+    part = lambda fraction, i=i: bar((i + fraction) / len(runs))  # noqa: E731
+    results.append(run_or_explain(cache.run_attribution, *inputs.args(), *c.args(method), progress=part))
+bar.done()
 
 raw = results[0]
 remember(attribution=json.loads(export.to_json(raw)))

@@ -4,17 +4,17 @@ import streamlit as st
 
 from explain.alignment import PUBLISHED_AER_EN_FR
 from explain.attention_views import attention_view
+from explain.attribution import forward_passes
 from explain.confidence import attention_confidence
-from explain.faithfulness import FRACTIONS
+from explain.faithfulness import FRACTIONS, masks_needed
 from explain.methods import METHODS
+from explain.sanity import randomisation_passes
 from ui import cache
 from ui.state import chart
-from ui.widgets import md_escape, page_translation, run_or_explain, sidebar_inputs
+from ui.widgets import ProgressBar, cost_gate, md_escape, page_translation, run_or_explain, sidebar_inputs
 from viz.curves import bars, faithfulness_curves, randomisation_curve
 from viz.heatmaps import attribution_heatmap, token_heatmap
 from viz.tokens import prettify_tokens
-
-MAX_TOKEN_PASSES = 3_000_000  # ask before running more than this
 
 READINGS = {
     "AOPC comprehensiveness ↑": "how much p(token) drops when its most important source tokens are removed",
@@ -44,20 +44,24 @@ with tab_sentence:
         "Methods", list(METHODS), default=default, key="eval.methods", format_func=lambda m: METHODS[m].title
     )
     n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
-    passes = len(methods) * n_tgt * (2 * len(FRACTIONS) + 2 + n_src) * (n_src + n_tgt)  # token passes
-    if (
-        methods
-        and passes > MAX_TOKEN_PASSES
-        and not st.toggle(
-            f"Run anyway ({passes:,} token passes: long input and output make this slow)", key="eval.run_long"
-        )
-    ):
-        st.info("Faithfulness removes and keeps tokens for every output token; pick fewer methods or a shorter text.")
-        methods = []
-    if methods:
+    sequences = sum(forward_passes(m, n_src, n_tgt) for m in methods) + len(methods) * masks_needed(n_src, n_tgt)
+    passes = sequences * (n_src + n_tgt)
+    runs = methods and cost_gate(
+        passes,
+        "these faithfulness measures",
+        "eval",
+        (inputs.args(), tuple(methods)),
+        confirm="confirm_eval_token_passes",
+        refuse=None,  # forward passes only, batched: the time limit bounds them
+    )
+    if runs:
         baseline = "unk" if inputs.spec.task == "generate" else "pad"
-        with st.spinner("Removing and keeping tokens for every output token…"):
-            results = {m: run_or_explain(cache.run_faithfulness, *inputs.args(), m, baseline) for m in methods}
+        bar = ProgressBar("Removing and keeping tokens for every output token…", passes)
+        results = {}
+        for i, m in enumerate(methods):
+            part = lambda fraction, i=i: bar((i + fraction) / len(methods))  # noqa: E731
+            results[m] = run_or_explain(cache.run_faithfulness, *inputs.args(), m, baseline, progress=part)
+        bar.done()
         table = pd.DataFrame({METHODS[m].title: f.summary() for m, f in results.items()}).T
         st.dataframe(table.style.format("{:.3f}"), width="stretch")
         st.caption(" · ".join(f"**{k}**: {v}" for k, v in READINGS.items()))
@@ -104,9 +108,15 @@ with tab_sanity:
         index=options.index("input_x_gradient"),
         format_func=lambda m: METHODS[m].title,
     )
-    if st.toggle("Run the randomisation check", key="eval.sanity_run"):
-        with st.spinner("Randomising the model block by block…"):
-            original, steps = run_or_explain(cache.run_randomisation, *inputs.args(), method)
+    n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
+    lm = run_or_explain(cache.get_model, inputs.spec)
+    check_passes = randomisation_passes(lm, method, n_src, n_tgt) * (n_src + n_tgt)
+    if st.toggle("Run the randomisation check", key="eval.sanity_run") and cost_gate(
+        check_passes, "the randomisation check", "eval.sanity", (inputs.args(), method)
+    ):
+        bar = ProgressBar("Randomising the model block by block…", check_passes)
+        original, steps = run_or_explain(cache.run_randomisation, *inputs.args(), method, progress=bar)
+        bar.done()
         chart(
             randomisation_curve([s.block for s in steps], [s.similarity for s in steps], METHODS[method].title),
             key="eval.sanity_curve",

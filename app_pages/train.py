@@ -3,10 +3,21 @@ from pathlib import Path
 
 import streamlit as st
 
+from common.limits import limit
 from training.corpora import CorpusFormatError, parse_tsv, parse_two_files
-from training.jobs import MAX_MINUTES, MAX_UPLOAD_BYTES, JobError, cancel_job, list_jobs, start_job
+from training.jobs import (
+    JobError,
+    cancel_job,
+    check_corpus_size,
+    delete_job,
+    folder_mb,
+    jobs_root,
+    list_jobs,
+    start_job,
+)
 from ui import cache
 from ui.state import chart
+from ui.widgets import md_escape
 from viz.curves import training_curves
 
 st.title("Train a model")
@@ -41,7 +52,7 @@ with st.form("train.form"):
         key="train.preset",
         help="tiny: a few minutes, a demonstration; small: the shipped models' size, needs data and time",
     )
-    minutes = c3.slider("At most (minutes)", 1, MAX_MINUTES, 10, key="train.minutes")
+    minutes = c3.slider("At most (minutes)", 1, int(limit("job_minutes")), 10, key="train.minutes")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
@@ -49,23 +60,19 @@ if submitted:
         if source.startswith("a TSV"):
             if tsv is None:
                 raise CorpusFormatError("choose a TSV file")
-            data = tsv.getvalue()
-            if len(data) > MAX_UPLOAD_BYTES:
-                raise CorpusFormatError(
-                    f"the file is {len(data) / 2**20:.1f} MB; this server takes up to {MAX_UPLOAD_BYTES // 2**20} MB"
-                )
-            pairs = parse_tsv(data)
+            check_corpus_size(tsv.getvalue())
+            pairs = parse_tsv(tsv.getvalue())
         elif source == "two text files":
             if src_file is None or tgt_file is None:
                 raise CorpusFormatError("choose both files")
-            if src_file.size + tgt_file.size > MAX_UPLOAD_BYTES:
-                raise CorpusFormatError(f"the files are larger than {MAX_UPLOAD_BYTES // 2**20} MB together")
+            check_corpus_size(src_file.getvalue() + tgt_file.getvalue())
             pairs = parse_two_files(src_file.getvalue(), tgt_file.getvalue())
-        else:
+        else:  # pasted text has the same limit as a file
+            check_corpus_size(pasted)
             pairs = parse_tsv(pasted.encode("utf-8"))
         job = start_job(pairs, name.strip(), arch, preset, float(minutes), src_lang.strip(), tgt_lang.strip())
     except (CorpusFormatError, JobError) as err:
-        st.error(f"Not started: {err}")
+        st.error(f"Not started: {md_escape(str(err))}")
     else:
         st.success(f"Training {job.name} in the background.")
 
@@ -96,14 +103,22 @@ def jobs_view() -> None:
                 if st.button("Cancel", key=f"train.cancel.{job.id}"):
                     cancel_job(job)
             elif job.status == "failed":
-                st.error(job.message)
+                st.error(md_escape(job.message))
             elif job.status == "finished" and st.session_state.get(f"_seen.{job.id}") is None:
                 st.session_state[f"_seen.{job.id}"] = True
                 cache.available_models.clear()  # the new model appears in the picker
             history = read_history(job.folder / "run" / "history.json")  # not cached: it grows while we watch
             if history and history.get("records"):
                 chart(training_curves(history["records"]), f"train.job.{job.id}")
+            if job.status != "running" and st.button("Delete this job", key=f"train.delete.{job.id}"):
+                delete_job(job)  # its exported model, if any, stays
+                st.rerun(scope="fragment")
 
 
 st.subheader("Jobs")
+st.caption(
+    f"Ended jobs keep their log, corpus and curves (not their checkpoints) and are deleted after "
+    f"{limit('job_days'):g} days; the jobs folder holds {folder_mb(jobs_root()):,.0f} of {limit('jobs_disk_mb'):,.0f} "
+    "MB. A finished job's model stays in the model picker when its job is deleted."
+)
 jobs_view()

@@ -1,12 +1,15 @@
+import math
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from common.limits import limit
 from explain.beam import prefix_tree
 from explain.methods import METHODS
 from ui import cache
 from ui.state import chart
-from ui.widgets import md_escape, page_translation, run_or_explain, sidebar_inputs
+from ui.widgets import bounds, cost_gate, md_escape, page_translation, run_or_explain, sidebar_inputs
 from viz.bars import token_bars
 from viz.heatmaps import beam_tree
 from viz.tokens import prettify_token, prettify_tokens
@@ -14,6 +17,13 @@ from viz.tokens import prettify_token, prettify_tokens
 
 def step_label(tr, t: int) -> str:
     return f"{t}: {prettify_token(tr.tgt_tokens[t])}"
+
+
+def times(log_ratio: float) -> str:
+    """e^log_ratio as "N×", in powers of ten once it is too large to print (e^710 overflows a float)."""
+    if log_ratio < math.log(1e6):
+        return f"{math.exp(log_ratio):.3g}×"
+    return f"10^{log_ratio / math.log(10):.0f}×"
 
 
 def compare(left_title: str, left, right_title: str, right) -> None:
@@ -69,14 +79,19 @@ with force:
 
 with score:
     st.caption("Type a whole output: the model scores it token by token, as if it had written it (forced decoding).")
-    text = st.text_input("Output to score", key="whatif.output", placeholder="e.g. I love Beijing Tiananmen.")
+    text = st.text_input(
+        "Output to score",
+        key="whatif.output",
+        max_chars=int(limit("input_chars")),
+        placeholder="e.g. I love Beijing Tiananmen.",
+    )
     if text.strip():
         scored = run_or_explain(cache.run_forced, inputs.spec, inputs.text, text)
         compare("The model's output", tr, "Your output", scored)
         token_table(scored)
         diff = float(scored.logprobs.sum() - tr.logprobs.sum())
         st.markdown(
-            f"The model finds your output **{np.exp(-diff):.3g}×** {'less' if diff < 0 else 'more'} "
+            f"The model finds your output **{times(abs(diff))}** {'less' if diff < 0 else 'more'} "
             f"likely than its own (log-probability difference {diff:+.2f})."
         )
 
@@ -103,20 +118,22 @@ with beams:
     c1, c2 = st.columns(2)
     width = c1.slider("Beam size", 2, 10, 5, key="whatif.beams")
     n_best = c2.slider("Hypotheses shown", 2, width, min(5, width), key="whatif.nbest")
-    beam = run_or_explain(cache.run_beam, inputs.spec, inputs.text, width, n_best, inputs.decoding.max_new_tokens)
-    chart(beam_tree(prefix_tree(beam), len(beam.hypotheses)), "whatif.tree")
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "rank": range(1, len(beam.hypotheses) + 1),
-                "hypothesis": [h.text for h in beam.hypotheses],
-                "beam score": np.round(beam.beam_scores, 3),
-                "log-probability": [round(float(h.logprobs.sum()), 3) for h in beam.hypotheses],
-            }
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    longest = len(tr.src_tokens) + inputs.decoding.max_new_tokens  # upper bound: every beam runs to the limit
+    if cost_gate(width * inputs.decoding.max_new_tokens * longest, "this beam search", "whatif.beam", (inputs, width)):
+        beam = run_or_explain(cache.run_beam, inputs.spec, inputs.text, width, n_best, inputs.decoding.max_new_tokens)
+        chart(beam_tree(prefix_tree(beam), len(beam.hypotheses)), "whatif.tree")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "rank": range(1, len(beam.hypotheses) + 1),
+                    "hypothesis": [h.text for h in beam.hypotheses],
+                    "beam score": np.round(beam.beam_scores, 3),
+                    "log-probability": [round(float(h.logprobs.sum()), 3) for h in beam.hypotheses],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     st.caption("The beam score is the log-probability divided by the length (length penalty 1): how the beam ranks.")
 
 with edit:
@@ -138,7 +155,7 @@ with edit:
             key="whatif.esrc",
             format_func=lambda j: f"{j}: {prettify_token(tr.src_tokens[j])}",
         )
-        scale = c3.slider("Scale its attention by", 0.0, 3.0, 0.0, 0.1, key="whatif.escale")
+        scale = c3.slider("Scale its attention by", *bounds("whatif.escale"), 0.0, 0.1, key="whatif.escale")
         edited = run_or_explain(cache.run_attention_edit, *inputs.args(), et, min(src, len(tr.src_tokens) - 1), scale)
         compare("The model's output", tr, "With the edited attention", edited)
         token_table(edited, mark=et)

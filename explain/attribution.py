@@ -10,23 +10,19 @@ contrast with an alternative, ``explain.objective``) are chosen separately, as i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from explain.deadline import ComputationTimeout, with_deadline
 from explain.generation import translate
 from explain.methods import ALIASES, EMBEDDING_AGGREGATIONS, METHODS, Settings, get_method, list_methods
 from explain.objective import TARGETS, Objective
 from explain.types import Attribution, Translation
-from models.adapter import Decoding, LanternModel
+from models.adapter import Decoding, LanternModel, check_length
 
-__all__ = ["ALIASES", "EMBEDDING_AGGREGATIONS", "METHODS", "AttributionTimeout", "attribute", "list_methods"]
-
-
-class AttributionTimeout(RuntimeError):
-    """An attribution ran past its time limit (checked between batched chunks)."""
+__all__ = ["ALIASES", "EMBEDDING_AGGREGATIONS", "METHODS", "ComputationTimeout", "attribute", "list_methods"]
 
 
 def forward_passes(method: str, n_src: int, n_tgt: int, n_steps: int = 32, n_samples: int = 25) -> int:
@@ -51,6 +47,8 @@ def _objective(
     if target == "contrast":
         if contrast_token is not None:
             step, token = contrast_token
+            if isinstance(step, bool) or not isinstance(step, int | np.integer):
+                raise ValueError(f"the contrast step must be a whole number, not {step!r}")
             if not 0 <= step < len(tgt_ids):
                 raise ValueError(f"contrast step {step} is outside the output (0..{len(tgt_ids) - 1})")
             alt_id = _token_id(lm, token)
@@ -59,7 +57,7 @@ def _objective(
             shown = lm.target_tokens([alt_id])[0]
             rows, note = [step], f"{tr.tgt_tokens[step]} rather than {shown} at step {step}"
         elif contrast_target and contrast_target.strip():
-            alt = lm.tgt_tokenizer(contrast_target.strip()).input_ids
+            alt = lm.tgt_tokenizer(check_length(contrast_target, "alternative output").strip()).input_ids
             n = min(len(alt), len(tgt_ids))
             alt_ids = torch.full_like(tgt_ids, -1)
             alt_ids[:n] = torch.tensor(alt[:n])
@@ -111,7 +109,7 @@ def attribute(
     ``embedding_agg``: how a token's per-dimension scores are combined; default L2 for saliency,
     sum otherwise (sums keep completeness). ``baseline``: "pad" or "unk" (see ``Objective``).
     ``progress`` is called with the fraction done; ``time_limit`` (seconds) stops a run between chunks with
-    ``AttributionTimeout``.
+    ``ComputationTimeout``.
     """
     m = get_method(method)
     if target not in TARGETS:
@@ -121,11 +119,11 @@ def attribute(
         translation = translate(lm, translation, decoding)
     if translation.model != lm.name:
         raise ValueError(f"this translation was made by {translation.model!r}, not {lm.name!r}")
-    progress = _with_deadline(progress, time_limit)
-    with lm.lock:
-        obj, rows, note = _objective(lm, translation, target, contrast_token, contrast_target, baseline)
-        logprobs, entropy = obj.step_distribution()
-        result = m.run(obj, rows, settings, progress)
+    progress = with_deadline(progress, time_limit)
+    # no lock here: each hooked forward pass takes the model's lock itself (see ``Objective``)
+    obj, rows, note = _objective(lm, translation, target, contrast_token, contrast_target, baseline)
+    logprobs, entropy = obj.step_distribution()
+    result = m.run(obj, rows, settings, progress)
     prefix = result.prefix
     if prefix is not None:
         # step t reads decoder inputs 0..t (encoder-decoder) or the prompt and prefix 0..t-1 (decoder-only)
@@ -157,22 +155,3 @@ def attribute(
         params=params,
         signed=m.signed,
     )
-
-
-def _with_deadline(
-    progress: Callable[[float], None] | None, time_limit: float | None
-) -> Callable[[float], None] | None:
-    """A progress callback that also enforces ``time_limit`` (the engines call it after every chunk)."""
-    if time_limit is None:
-        return progress
-    deadline = time.monotonic() + time_limit
-
-    def check(fraction: float) -> None:
-        if time.monotonic() > deadline and fraction < 1.0:
-            raise AttributionTimeout(
-                f"stopped after {time_limit:g} s, {fraction:.0%} done: fewer steps or samples, or a shorter text"
-            )
-        if progress:
-            progress(fraction)
-
-    return check

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.files import write_json
+from common.memory import bound_heap_growth
 from common.text import clean_text
 from explain.alignment import argmax_links, diagonal_links, read_gold, score_alignments, to_words, word_index
 from explain.attention import extract_attention
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    bound_heap_growth()
     n = args.limit or len(sources)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explain.deadline import Progress, with_deadline
 from explain.objective import Objective
 from explain.perturbation import evaluate_masks
 from explain.types import Attribution, Translation
@@ -91,8 +92,22 @@ def _prob_objective(lm: LanternModel, translation: Translation) -> Objective:
     )
 
 
-def measure(lm: LanternModel, translation: Translation, attribution: Attribution) -> Faithfulness:
-    """Faithfulness of ``attribution`` (its source scores) for every explained output token."""
+def masks_needed(n_src: int, n_tgt: int) -> int:
+    """Masked inputs the measures run for one explanation (their cost before a run; each reads the sentence)."""
+    return 1 + n_tgt * (2 * len(FRACTIONS) + 2 + n_src)
+
+
+def measure(
+    lm: LanternModel,
+    translation: Translation,
+    attribution: Attribution,
+    progress: Progress | None = None,
+    time_limit: float | None = None,
+) -> Faithfulness:
+    """Faithfulness of ``attribution`` (its source scores) for every explained output token.
+
+    ``progress`` is called with the fraction done; ``time_limit`` (seconds) stops the run with
+    ``ComputationTimeout``."""
     if attribution.src_tokens != translation.src_tokens or attribution.tgt_tokens != translation.tgt_tokens:
         raise ValueError("the attribution explains a different sentence or output than this translation")
     obj = _prob_objective(lm, translation)
@@ -112,8 +127,7 @@ def measure(lm: LanternModel, translation: Translation, attribution: Attribution
             1 - np.eye(s_len),
         ]
     masks = torch.from_numpy(np.concatenate([np.ones((1, s_len)), *blocks])).float()
-    with lm.lock:
-        probs = evaluate_masks(obj, masks, with_prefix=False).numpy()  # [N, T]
+    probs = evaluate_masks(obj, masks, False, with_deadline(progress, time_limit)).numpy()  # [N, T]
     full, per = probs[0], 2 * n_k + 2 + s_len
     comp, suff = np.zeros((t_len, n_k)), np.zeros((t_len, n_k))
     soft_c, soft_s, tau = np.zeros(t_len), np.zeros(t_len), np.zeros(t_len)
@@ -131,6 +145,5 @@ def oracle_ranking(lm: LanternModel, translation: Translation) -> np.ndarray:
     obj = _prob_objective(lm, translation)
     s = len(translation.src_ids)
     masks = torch.from_numpy(np.concatenate([np.ones((1, s)), 1 - np.eye(s)])).float()
-    with lm.lock:
-        probs = evaluate_masks(obj, masks, with_prefix=False).numpy()
+    probs = evaluate_masks(obj, masks, with_prefix=False).numpy()
     return (probs[0][None, :] - probs[1:]).T

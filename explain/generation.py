@@ -7,7 +7,7 @@ import torch
 
 from common.text import clean_text
 from explain.types import Translation
-from models.adapter import Decoding, InputError, LanternModel, SourceEncoding
+from models.adapter import MAX_OUTPUT_TOKENS, Decoding, InputError, LanternModel, SourceEncoding, check_length
 
 
 def translate(
@@ -36,15 +36,19 @@ def force_translation(
     """
     src = lm.encode_source(text)
     if ids:
-        tgt_ids = list(ids)
+        tgt_ids = [int(i) for i in ids]
+        if any(not 0 <= i < len(lm.tgt_tokenizer) for i in tgt_ids):
+            raise InputError(f"output token ids must lie in the output vocabulary (0..{len(lm.tgt_tokenizer) - 1})")
     else:
-        cleaned = clean_text(output)
+        cleaned = clean_text(check_length(output, "output to score"))
         if not cleaned:
             raise InputError("the output to score is empty")
         tgt_ids = lm.tgt_tokenizer(cleaned, add_special_tokens=lm.is_seq2seq()).input_ids
         eos = lm.tgt_tokenizer.eos_token_id
         if not tgt_ids or tgt_ids[-1] != eos:  # score the end of the sentence too
             tgt_ids = [*tgt_ids, eos]
+    if len(tgt_ids) > MAX_OUTPUT_TOKENS:
+        raise InputError(f"the output to score has {len(tgt_ids):,} tokens; Lantern scores up to {MAX_OUTPUT_TOKENS}")
     return _describe(lm, src, tgt_ids, "forced", top_k)
 
 

@@ -57,43 +57,63 @@ def path_attributions(
     (m = x − baseline, integrated gradients and GradientSHAP). Returns (src [R, S, d], dec [R, T, d]).
     """
     k, (s, d), t, r = len(path.alphas), obj.src_embeds.shape, obj.n_prefix, len(rows)
-    x_src = obj.src_embeds.expand(r, k, s, d)
-    x_dec = obj.dec_embeds.expand(r, k, t, d)
-    if path.noise_std:  # GradientSHAP: a noisy input per row and sample
-        x_src = x_src + path.noise_std * torch.randn(r, k, s, d, generator=generator)
-        x_dec = x_dec + path.noise_std * torch.randn(r, k, t, d, generator=generator)
-    alphas = path.alphas.to(obj.src_embeds)[None, :, None, None]
-    points_src = (obj.src_base + alphas * (x_src - obj.src_base)).reshape(r * k, s, d)
-    points_dec = (obj.dec_base + alphas * (x_dec - obj.dec_base)).reshape(r * k, t, d)
-    if multiply == "delta":
-        m_src, m_dec = x_src - obj.src_base, x_dec - obj.dec_base
-    elif multiply == "input":
-        m_src, m_dec = x_src, x_dec
-    else:
-        m_src, m_dec = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
-    g_src, g_dec = torch.zeros_like(points_src), torch.zeros_like(points_dec)
+    alphas, weights = path.alphas.to(obj.src_embeds), path.weights.to(obj.src_embeds)
+    attr_src, attr_dec = torch.zeros(r, s, d), torch.zeros(r, t, d)
     # Step t reads decoder inputs up to t only: group rows by step and cut the prefix to what the group
-    # needs (about half the decoder's work), with groups of >= MIN_GROUP copies so calls stay large.
+    # needs (about half the decoder's work), with groups of >= MIN_GROUP copies so calls stay large. Each chunk
+    # builds its own path points and adds its weighted gradients to the rows it serves, so memory stays within
+    # what one chunk holds (``Objective.copies_per_chunk``), whatever the number of steps or samples.
     order = sorted(range(r), key=lambda i: rows[i])
     per_group = max(1, -(-MIN_GROUP // k))
     done = 0
     for g in range(0, r, per_group):
         members = order[g : g + per_group]
         prefix = obj.prefix_length(max(rows[i] for i in members) + 1)
-        copies = torch.tensor([i * k + j for i in members for j in range(k)])
-        step = torch.tensor([rows[i] for i in members]).repeat_interleave(k)
-        chunk = max(1, obj.tokens_per_chunk(backward=True) // (s + prefix))
+        copies = [(i, j) for i in members for j in range(k)]  # (row, path point)
+        chunk = obj.copies_per_chunk(prefix, backward=True)
         for c in range(0, len(copies), chunk):
-            idx = copies[c : c + chunk]
-            a = points_src[idx].detach().requires_grad_(True)
-            b = points_dec[idx, :prefix].detach().requires_grad_(True)
-            with torch.enable_grad():
-                picked = obj.score_at(a, b, step[c : c + chunk])
-                g_src[idx], g_dec[idx, :prefix] = torch.autograd.grad(picked.sum(), (a, b))
-            done += len(idx)
+            part = copies[c : c + chunk]
+            row_idx = torch.tensor([i for i, _ in part])
+            point = torch.tensor([j for _, j in part])
+            g_src, g_dec, m_src, m_dec = _chunk_gradients(
+                obj, row_idx, point, prefix, rows, path, alphas, multiply, generator
+            )
+            w = weights[point][:, None, None]
+            attr_src.index_add_(0, row_idx, g_src * m_src * w)
+            attr_dec[:, :prefix].index_add_(0, row_idx, g_dec * m_dec * w)
+            done += len(part)
             if progress:
                 progress(min(1.0, done / (r * k)))
-    w = path.weights.to(g_src)[None, :, None, None]
-    attr_src = (g_src.reshape(r, k, s, d) * m_src * w).sum(1)
-    attr_dec = (g_dec.reshape(r, k, t, d) * m_dec * w).sum(1)
     return attr_src, attr_dec
+
+
+def _chunk_gradients(
+    obj: Objective,
+    row_idx: torch.Tensor,
+    point: torch.Tensor,
+    prefix: int,
+    rows: list[int],
+    path: Path,
+    alphas: torch.Tensor,
+    multiply: str,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of each copy's own step at its path point, and what they are multiplied by."""
+    n, (s, d) = len(row_idx), obj.src_embeds.shape
+    x_src = obj.src_embeds.expand(n, s, d)
+    x_dec = obj.dec_embeds[:prefix].expand(n, prefix, d)
+    if path.noise_std:  # GradientSHAP: a noisy input per row and sample
+        x_src = x_src + path.noise_std * torch.randn(n, s, d, generator=generator)
+        x_dec = x_dec + path.noise_std * torch.randn(n, prefix, d, generator=generator)
+    base_src, base_dec = obj.src_base, obj.dec_base[:prefix]
+    a = alphas[point][:, None, None]
+    src = (base_src + a * (x_src - base_src)).detach().requires_grad_(True)
+    dec = (base_dec + a * (x_dec - base_dec)).detach().requires_grad_(True)
+    steps = torch.tensor([rows[i] for i in row_idx.tolist()])
+    with torch.enable_grad():
+        g_src, g_dec = torch.autograd.grad(obj.score_at(src, dec, steps).sum(), (src, dec))
+    if multiply == "delta":
+        return g_src, g_dec, x_src - base_src, x_dec - base_dec
+    if multiply == "input":
+        return g_src, g_dec, x_src, x_dec
+    return g_src, g_dec, torch.ones(1, 1, 1), torch.ones(1, 1, 1)

@@ -39,6 +39,14 @@ class Settings:
     baseline: str = "pad"  # what a removed token becomes: "pad" or "unk" (see ``Objective``)
 
     def __post_init__(self) -> None:
+        for name in ("n_steps", "n_samples", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+        if isinstance(self.noise_std, bool) or not isinstance(self.noise_std, int | float):
+            raise ValueError(f"noise_std must be a number, not {self.noise_std!r}")
+        if not isinstance(self.with_prefix, bool):
+            raise ValueError(f"with_prefix must be True or False, not {self.with_prefix!r}")
         if not 1 <= self.n_steps <= 1024 or not 1 <= self.n_samples <= 1024:
             raise ValueError("n_steps and n_samples must be between 1 and 1024")
         if not 0 <= self.noise_std <= 10:  # also refuses NaN
@@ -176,7 +184,8 @@ class DeepLiftMethod(Method):
         out = []
         for row in rows:
             step.row = row
-            out.append(deeplift.attribute(src_ids, baselines=baseline)[0].detach())
+            with obj.lm.lock:  # Captum's DeepLIFT hooks every nonlinearity of the shared model for the call
+                out.append(deeplift.attribute(src_ids, baselines=baseline)[0].detach())
             if progress:
                 progress(len(out) / len(rows))
         raw = torch.stack(out)  # [R, S, d]

@@ -2,7 +2,9 @@
 
 ``Objective`` runs the model on a batch of (source, target-prefix) embedding rows, substituted for
 the outputs of the encoder's and decoder's embedding modules by forward hooks that live only for
-the call (the model's lock is held by the caller), and returns one score per generated step:
+one forward pass, under the model's lock, and returns one score per generated step. The lock covers that
+forward pass alone (backward passes run on the recorded graph, without hooks), so another session's short
+request on the same model waits for one batched chunk, not for a whole attribution:
 
 - ``logprob``: log p(y_t | x, y_<t)
 - ``prob``: p(y_t | x, y_<t)
@@ -14,8 +16,8 @@ the call (the model's lock is held by the caller), and returns one score per gen
 from __future__ import annotations
 
 import inspect
-import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,11 +25,16 @@ import torch
 from torch import nn
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from common.limits import limit
 from models.adapter import LanternModel
 
 TARGETS = ("logprob", "prob", "contrast")
-MEMORY_ENV = "LANTERN_ATTRIBUTION_MB"  # activation memory one attribution chunk may use (default 1500 MB)
-BASELINES = ("pad", "unk")  # the token whose embedding stands for "no information"
+BASELINES = ("pad", "unk")
+# Memory a copy needs, as a multiple of the activations autograd saves for it (measured per model): a backward
+# pass also creates gradients while it frees them; a pass without gradients holds the largest transients of a
+# layer and the scores over the vocabulary. Calibrated with bench/memory.py (peak RSS of the worst attribution).
+BACKWARD_FACTOR = 2.5
+FORWARD_FACTOR = 1.0  # the token whose embedding stands for "no information"
 
 
 def _fill_id(tokenizer: PreTrainedTokenizerBase, baseline: str) -> int:
@@ -69,17 +76,28 @@ def embeddings_replaced(
 ) -> Iterator[None]:
     """Make the embedding modules output ``src`` [B, S, d] and ``dec`` [B, T, d] for one forward pass.
 
-    ``dec_module`` None: a decoder-only model, whose single embedding call outputs ``src``.
+    ``dec_module`` None: a decoder-only model, whose single embedding call outputs ``src``. The hooks act on
+    this thread's calls only: another session calling the shared module meanwhile gets its own embeddings
+    (callers also hold the model's lock, so no other forward pass runs while they are in place).
     """
+    owner = threading.get_ident()
+
+    def replace(value: torch.Tensor) -> Callable[..., torch.Tensor]:
+        return lambda m, i, o: value if threading.get_ident() == owner else o
+
     if dec_module is None:
-        handles = [src_module.register_forward_hook(lambda m, i, o: src)]
+        handles = [src_module.register_forward_hook(replace(src))]
     elif src_module is dec_module:  # one shared module (T5): the encoder calls it before the decoder
         queue = [src, dec]
-        handles = [src_module.register_forward_hook(lambda m, i, o: queue.pop(0) if queue else o)]
+
+        def in_turn(m: nn.Module, i: object, o: torch.Tensor) -> torch.Tensor:
+            return queue.pop(0) if queue and threading.get_ident() == owner else o
+
+        handles = [src_module.register_forward_hook(in_turn)]
     else:
         handles = [
-            src_module.register_forward_hook(lambda m, i, o: src),
-            dec_module.register_forward_hook(lambda m, i, o: dec),
+            src_module.register_forward_hook(replace(src)),
+            dec_module.register_forward_hook(replace(dec)),
         ]
     try:
         yield
@@ -109,9 +127,10 @@ class Objective:
         if self.target == "contrast" and self.alt_ids is None:
             raise ValueError("target 'contrast' needs an alternative token or an alternative target")
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.lm.model.forward).parameters
+        self._copy_bytes: dict[int, float] = {}  # prefix length -> activations saved per copy (bytes)
         self.src_module = self.lm.source_embedding()
         self.dec_module = self.lm.target_embedding()
-        with torch.no_grad():
+        with torch.no_grad(), self.lm.lock:  # plain module calls, but never while another thread's hooks are in
             self.src_embeds = self.src_module(self.src_ids[None])[0]  # [S, d]
             self.dec_embeds = self.dec_module(self.dec_ids[None])[0]  # [T, d]
             src_fill, dec_fill = (
@@ -128,21 +147,39 @@ class Objective:
     def n_steps(self) -> int:
         return len(self.tgt_ids)
 
-    def tokens_per_chunk(self, backward: bool) -> int:
-        """How many tokens (copies × sequence length) one batched pass may hold.
+    def copies_per_chunk(self, prefix: int, backward: bool) -> int:
+        """How many copies of the input (the source and ``prefix`` decoder inputs) one batched pass may hold
+        within the attribution memory budget (``LANTERN_ATTRIBUTION_MB``)."""
+        if prefix not in self._copy_bytes:
+            self._copy_bytes[prefix] = self._measured_copy_bytes(prefix)
+        if backward:  # one position's scores over the vocabulary per copy (logits_to_keep): in the measurement
+            per_copy = self._copy_bytes[prefix] * BACKWARD_FACTOR
+        else:  # every position's logits, their log-softmax and a float copy: [prefix, vocabulary] three times
+            vocab = max(len(self.lm.tgt_tokenizer), getattr(self.lm.model.config, "vocab_size", 0) or 0)
+            per_copy = self._copy_bytes[prefix] * FORWARD_FACTOR + 3 * 4 * max(prefix, 1) * vocab
+        return max(1, int(limit("attribution_mb") * 2**20 / per_copy))
 
-        Estimated from the model's width and depth: a backward pass keeps ~6·hidden + 2·ffn floats per token
-        and layer; a forward-only pass frees them as it goes (a quarter is a safe bound).
-        """
-        cfg = self.lm.model.config
-        hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None) or 512
-        layers = getattr(cfg, "num_hidden_layers", None) or (
-            getattr(cfg, "encoder_layers", 1) + getattr(cfg, "decoder_layers", 1)
-        )
-        ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "encoder_ffn_dim", None) or 4 * hidden
-        per_token = 4 * layers * (6 * hidden + 2 * ffn) * (1.0 if backward else 0.25)
-        budget = float(os.environ.get(MEMORY_ENV, "1500")) * 2**20
-        return max(64, int(budget / per_token))
+    def _measured_copy_bytes(self, prefix: int) -> float:
+        """The activations one copy holds for its backward pass, measured on this model: the tensors autograd saves
+        for 2 copies minus those for 1 (weights are shared, counted once). Measured, not estimated from the config,
+        so that any architecture (an LSTM's additive attention over every source and target pair, a decoder's
+        quadratic self-attention) is covered; ``bench/memory.py`` checks the peaks against the budget."""
+        saved = []
+        for copies in (1, 2):
+            storages: dict[int, int] = {}
+
+            def pack(t: torch.Tensor, storages: dict[int, int] = storages) -> torch.Tensor:
+                storage = t.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+                return t
+
+            src = self.src_embeds.expand(copies, -1, -1).clone().requires_grad_(True)
+            dec = self.dec_embeds[:prefix].expand(copies, -1, -1).clone().requires_grad_(True)
+            steps = torch.full((copies,), max(0, min(self.n_steps, prefix + (0 if self.lm.is_seq2seq() else 1)) - 1))
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                self.score_at(src, dec, steps)
+            saved.append(sum(storages.values()))
+        return float(max(saved[1] - saved[0], 1))
 
     @property
     def n_prefix(self) -> int:
@@ -164,10 +201,10 @@ class Objective:
             kwargs["logits_to_keep"] = (steps + offset)[:, None]
         if not self.lm.is_seq2seq():  # one embedding call over prompt + target prefix
             ids = torch.cat([self.src_ids, dec_ids]).expand(b, -1)
-            with embeddings_replaced(self.src_module, None, torch.cat([src, dec], 1), None):
+            with self.lm.lock, embeddings_replaced(self.src_module, None, torch.cat([src, dec], 1), None):
                 logits = self.lm.model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits
         else:
-            with embeddings_replaced(self.src_module, self.dec_module, src, dec):
+            with self.lm.lock, embeddings_replaced(self.src_module, self.dec_module, src, dec):
                 logits = self.lm.model(
                     input_ids=self.src_ids.expand(b, -1),
                     attention_mask=torch.ones(b, len(self.src_ids), dtype=torch.long, device=src.device),

@@ -27,7 +27,7 @@ def evaluate_masks(
     masks, inverse = torch.unique(masks, dim=0, return_inverse=True)
     s, t = len(obj.src_ids), obj.n_prefix
     out = torch.empty(len(masks), obj.n_steps)
-    chunk = max(1, obj.tokens_per_chunk(backward=False) // (s + t))
+    chunk = obj.copies_per_chunk(t, backward=False)
     for i in range(0, len(masks), chunk):
         m = masks[i : i + chunk].to(obj.src_embeds)
         src = obj.src_base + m[:, :s, None] * (obj.src_embeds - obj.src_base)

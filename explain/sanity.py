@@ -16,8 +16,9 @@ import threading
 import numpy as np
 import torch
 
-from explain.attribution import attribute
+from explain.attribution import attribute, forward_passes
 from explain.compare import rank_agreement
+from explain.deadline import Progress, with_deadline
 from explain.types import Attribution, Translation
 from models.adapter import LanternModel
 
@@ -57,23 +58,48 @@ class RandomisationStep:
     attribution: Attribution
 
 
+def randomisation_passes(lm: LanternModel, method: str, n_src: int, n_tgt: int, **settings: int) -> int:
+    """Sequences the check runs: the original explanation and one per randomised block (its cost before a run)."""
+    return (len(parameter_blocks(lm.model)) + 1) * forward_passes(method, n_src, n_tgt, **settings)
+
+
 def cascading_randomisation(
-    lm: LanternModel, translation: Translation, method: str, seed: int = 0, max_blocks: int | None = None, **kwargs
+    lm: LanternModel,
+    translation: Translation,
+    method: str,
+    seed: int = 0,
+    max_blocks: int | None = None,
+    progress: Progress | None = None,
+    time_limit: float | None = None,
+    **kwargs,
 ) -> tuple[Attribution, list[RandomisationStep]]:
-    """The original explanation, then one per randomisation step of a copy of the model."""
-    original = attribute(lm, translation, method, **kwargs)
+    """The original explanation, then one per randomisation step of a copy of the model.
+
+    ``progress`` is called with the fraction done (between chunks of each explanation); ``time_limit``
+    (seconds, for the whole check) stops it with ``ComputationTimeout``.
+    """
+    progress = with_deadline(progress, time_limit)
+    blocks = parameter_blocks(lm.model)[:max_blocks]
+    total = len(blocks) + 1
+
+    def part(i: int) -> Progress | None:  # explanation i of the check reports its share of the whole
+        return None if progress is None else (lambda f: progress(min((i + f) / total, 0.999)))
+
+    original = attribute(lm, translation, method, progress=part(0), **kwargs)
     with lm.lock:
         model = copy.deepcopy(lm.model)  # the shared model is never touched
     params = dict(model.named_parameters(remove_duplicate=False))
     gen = torch.Generator().manual_seed(seed)
     copy_lm = dataclasses.replace(lm, model=model, lock=threading.RLock())
     steps = []
-    for block, names in parameter_blocks(model)[:max_blocks]:
+    for i, (block, names) in enumerate(blocks, start=1):
         with torch.no_grad():
             for name in names:
                 p = params[name]
                 std = float(p.std()) if p.numel() > 1 else 0.02
                 p.copy_(torch.randn(p.shape, generator=gen) * (std or 0.02))
-        a = attribute(copy_lm, translation, method, **kwargs)
+        a = attribute(copy_lm, translation, method, progress=part(i), **kwargs)
         steps.append(RandomisationStep(block, float(np.nanmean(rank_agreement(original, a))), a))
+    if progress:
+        progress(1.0)
     return original, steps

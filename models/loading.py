@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel
 from transformers import logging as hf_logging
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 import models.lstm_attention  # noqa: F401  (registers the LSTM with the Auto classes)
 from models.adapter import LanternModel
 from models.folder import TARGET_TOKENIZER_DIR
-from models.pretrained import PACKAGED, load_pretrained, packaged_folder
+from models.pretrained import PACKAGED, check_model_size, load_pretrained, packaged_folder
 from models.registry import ModelSpec, resolve
 
 hf_logging.disable_progress_bar()
@@ -42,13 +42,18 @@ def load_seq2seq_folder(
     if not (folder / "model.safetensors").exists():
         raise CheckpointError(f"no weights at {folder}: model.safetensors is missing")
     try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as err:
+        raise CheckpointError(f"could not load the model at {folder}: {err}") from err
+    check_model_size(config, str(folder))
+    try:
         model = AutoModelForSeq2SeqLM.from_pretrained(
             folder, dtype=dtype, use_safetensors=True, trust_remote_code=False, attn_implementation="eager"
         )
         src_tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         tgt_dir = folder / TARGET_TOKENIZER_DIR
         tgt_tok = AutoTokenizer.from_pretrained(tgt_dir) if tgt_dir.exists() else src_tok
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, MemoryError, SafetensorError) as err:
         raise CheckpointError(f"could not load the model at {folder}: {err}") from err
     model.to(device).eval()
     for p in model.parameters():  # shared read-only: explanations take input gradients only

@@ -25,12 +25,14 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 import models.lstm_attention  # noqa: F401  (registers Lantern's LSTM config, so its folders' configs read)
 from common.files import atomic_dir
+from common.limits import limit
 from common.paths import cache_root, checkpoint_roots
 from models.folder import META_FILE
 
@@ -133,6 +135,25 @@ def is_encoder_decoder(id_or_path: str) -> bool:
     return bool(config.is_encoder_decoder)
 
 
+def check_model_size(config: PretrainedConfig, name: str) -> None:
+    """Refuse a model whose weights would not fit this server, before anything is allocated.
+
+    The model is built on the meta device (shapes without memory) to count its parameters; the limit is on
+    their fp32 size (``LANTERN_MAX_MODEL_MB``)."""
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    try:
+        with torch.device("meta"):
+            n_params = sum(p.numel() for p in auto.from_config(config).parameters())
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise PretrainedModelError(f"Lantern could not read the architecture of {name}: {err}") from err
+    size_mb, most = 4 * n_params / 2**20, limit("max_model_mb")
+    if size_mb > most:
+        raise PretrainedModelError(
+            f"{name} is too large for this server: {n_params:,} parameters, {size_mb:,.0f} MB in fp32; it loads "
+            f"models up to {most:,.0f} MB ($LANTERN_MAX_MODEL_MB)."
+        )
+
+
 def load_pretrained(
     id_or_path: str, device: str = "auto", dtype: str = "float32"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -143,12 +164,16 @@ def load_pretrained(
     kwargs = {"trust_remote_code": False, "local_files_only": is_local or _offline()}
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        raise PretrainedModelError(_explain_failure(id_or_path, is_local, err)) from err
+    check_model_size(config, id_or_path)
+    try:
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         model = auto.from_pretrained(
             source, dtype=DTYPES[dtype], use_safetensors=True, attn_implementation="eager", **kwargs
         )
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, KeyError, SafetensorError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError, RuntimeError, MemoryError) as err:
         raise PretrainedModelError(_explain_failure(id_or_path, is_local, err)) from err
     model.to(pick_device(device)).eval()
     for p in model.parameters():

@@ -279,8 +279,8 @@ def test_lime_recovers_the_weights_of_a_linear_score():
         def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
             return 0.3 + src[:, :, 0] @ weights.T
 
-        def tokens_per_chunk(self, backward: bool) -> int:
-            return 60  # a few masks per pass, so chunking is exercised too
+        def copies_per_chunk(self, prefix: int, backward: bool) -> int:
+            return 10  # a few masks per pass, so chunking is exercised too
 
     coef = lime(Linear(), with_prefix=False, n_samples=200, generator=torch.Generator().manual_seed(0), ridge=0.0)
     torch.testing.assert_close(coef, weights, atol=1e-4, rtol=0)
@@ -340,9 +340,9 @@ def test_small_memory_budget_gives_the_same_scores_in_more_chunks(lm, tr, monkey
 
 
 def test_a_time_limit_stops_a_long_attribution_between_chunks(lm, tr, monkeypatch):
-    from explain.attribution import AttributionTimeout
+    from explain.deadline import ComputationTimeout
 
     monkeypatch.setenv("LANTERN_ATTRIBUTION_MB", "0.001")  # many small chunks
-    with pytest.raises(AttributionTimeout, match="stopped after 0 s"):
+    with pytest.raises(ComputationTimeout, match="stopped after 0 s"):
         attribute(lm, tr, "integrated_gradients", n_steps=64, time_limit=0.0)
     assert attribute(lm, tr, "integrated_gradients", n_steps=4, time_limit=60.0).scores.shape[0] == len(tr.tgt_ids)

@@ -4,29 +4,37 @@ A job lives in its own folder (``$LANTERN_JOBS`` or ``runs/web/``): the cleaned 
 config, the training log, ``job.json`` and, once the process ends, ``exitcode``. Jobs outlive the
 browser tab and the Streamlit session that started them; the app lists them from disk. Only a
 finished run is exported, atomically, to the checkpoint root, so a cancelled or failed job leaves no
-model behind. One job runs at a time (a small server has two cores).
+model behind.
+
+Resources: one job runs at a time, enforced under a lock file so that two clicks cannot both start one; an
+ended job keeps its log, corpus and history but not its checkpoints (the model, if any, is in the checkpoint
+root); ended jobs older than ``LANTERN_JOB_DAYS`` are deleted when a new job starts (the Train page says so
+and deletes any ended job on request); a new job is refused while the jobs folder is over its disk budget.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.limits import limit
 from common.paths import REPO_ROOT, checkpoint_roots
 from training.corpora import Pair, clean_pairs
 
 JOBS_ENV = "LANTERN_JOBS"
-MAX_UPLOAD_BYTES = 5 * 2**20
 MIN_PAIRS, MAX_PAIRS = 60, 50_000
-MAX_MINUTES = 30
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 
 # architecture -> preset -> [model] settings; [train] settings shared by size
@@ -125,10 +133,44 @@ def _config(
     return "\n".join(lines) + "\n"
 
 
+def check_corpus_size(data: bytes | str) -> None:
+    """A corpus (uploaded, or pasted) within the size this server trains on, else ``JobError``."""
+    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    most = limit("upload_bytes")
+    if size > most:
+        raise JobError(
+            f"the corpus has {size:,} bytes; this server trains on up to {most:,.0f} bytes ($LANTERN_MAX_UPLOAD_BYTES)"
+        )
+
+
+@contextlib.contextmanager
+def _start_lock() -> Iterator[None]:
+    """Held while a job is checked and started: two starts at once are serialised, so only one finds no job
+    running. An advisory lock on a file in the jobs folder; the OS releases it if the holder dies."""
+    root = jobs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20 if folder.exists() else 0.0
+
+
 def start_job(
     pairs: list[Pair], name: str, arch: str, preset: str, minutes: float, src_lang: str, tgt_lang: str
 ) -> Job:
     """Validate, write the corpus and config, and start training in the background."""
+    with _start_lock():
+        remove_old_jobs(limit("job_days"))
+        return _start(pairs, name, arch, preset, minutes, src_lang, tgt_lang)
+
+
+def _start(pairs: list[Pair], name: str, arch: str, preset: str, minutes: float, src_lang: str, tgt_lang: str) -> Job:
     if not NAME.match(name):
         raise JobError("name the model with 2-41 lower-case letters, digits or dashes (e.g. my-model)")
     root = checkpoint_roots()[0]
@@ -136,10 +178,16 @@ def start_job(
         raise JobError(f"a model named {name!r} exists already")
     if arch not in PRESETS or preset not in PRESETS[arch]:
         raise JobError(f"unknown architecture or size: {arch} {preset}")
-    if not 0 < minutes <= MAX_MINUTES:
-        raise JobError(f"training time must be between 0 and {MAX_MINUTES} minutes")
+    if not 0 < minutes <= limit("job_minutes"):
+        raise JobError(f"training time must be between 0 and {limit('job_minutes'):g} minutes")
     if any(j.status == "running" for j in list_jobs()):
         raise JobError("another training job is running; this server trains one model at a time")
+    used, budget = folder_mb(jobs_root()), limit("jobs_disk_mb")
+    if used > budget:
+        raise JobError(
+            f"the jobs folder holds {used:,.0f} MB, over its {budget:,.0f} MB budget: delete old jobs below "
+            "(or raise $LANTERN_JOBS_MB)"
+        )
     cleaned = clean_pairs(pairs)
     if not MIN_PAIRS <= len(cleaned) <= MAX_PAIRS:
         raise JobError(f"{len(cleaned)} usable pairs after cleaning; a job needs {MIN_PAIRS} to {MAX_PAIRS:,}")
@@ -161,7 +209,7 @@ def start_job(
         str(root / name),
     ]
     # The shell records the exit code, so any later session can tell finished from failed from cancelled.
-    script = " ".join(f"'{c}'" for c in cmd) + f"; echo $? > '{folder / 'exitcode'}'"
+    script = " ".join(shlex.quote(c) for c in cmd) + f"; echo $? > {shlex.quote(str(folder / 'exitcode'))}"
     with open(folder / "train.log", "w") as log:
         proc = subprocess.Popen(
             ["sh", "-c", script],
@@ -223,10 +271,40 @@ def job_status(folder: Path) -> Job:
 
 
 def list_jobs() -> list[Job]:
+    """Every job, newest first; an ended job's checkpoints are removed as it is first seen ended."""
     root = jobs_root()
     if not root.is_dir():
         return []
-    return [job_status(f) for f in sorted(root.iterdir(), reverse=True) if (f / "job.json").exists()]
+    jobs = [job_status(f) for f in sorted(root.iterdir(), reverse=True) if (f / "job.json").exists()]
+    for job in jobs:
+        if job.status != "running":
+            _tidy(job)
+    return jobs
+
+
+def _tidy(job: Job) -> None:
+    """An ended job keeps its log, corpus, config and history; its checkpoints go (a finished job's model is in the
+    checkpoint root; a cancelled or failed one cannot be resumed from the app)."""
+    for part in ("last", "best", "last.old", "best.old", "last.tmp", "best.tmp"):
+        shutil.rmtree(job.folder / "run" / part, ignore_errors=True)
+
+
+def delete_job(job: Job) -> None:
+    """Delete an ended job's folder (the model it exported, if any, stays in the checkpoint root)."""
+    if job_status(job.folder).status == "running":
+        raise JobError(f"{job.name} is running: cancel it first")
+    shutil.rmtree(job.folder, ignore_errors=True)
+
+
+def remove_old_jobs(max_age_days: float) -> list[str]:
+    """Delete ended jobs started more than ``max_age_days`` ago; returns their ids."""
+    removed = []
+    for job in list_jobs():
+        started = json.loads((job.folder / "job.json").read_text(encoding="utf-8")).get("started", time.time())
+        if job.status != "running" and time.time() - started > max_age_days * 86400:
+            delete_job(job)
+            removed.append(job.id)
+    return removed
 
 
 def cancel_job(job: Job) -> None:

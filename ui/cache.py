@@ -17,6 +17,8 @@ from typing import Any
 
 import streamlit as st
 
+from common.limits import limit
+from common.memory import bound_heap_growth, release_memory
 from common.paths import REPO_ROOT
 from explain.attention import extract_attention
 from explain.attribution import attribute
@@ -30,8 +32,8 @@ from models.adapter import Decoding, LanternModel
 from models.loading import load_model
 from models.registry import ModelSpec, list_models
 
+bound_heap_growth()  # the server's peak memory stays at what it holds (see common/memory.py, bench/memory.md)
 MAX_MODELS = 3  # models held in memory at once (SmolLM2 alone takes ~0.6 GB)
-REQUEST_SECONDS = float(os.environ.get("LANTERN_REQUEST_SECONDS", "120"))  # one attribution's time limit
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -75,8 +77,24 @@ class _LRU:
 
 
 @st.cache_resource
-def _attributions() -> _LRU:
-    return _LRU(64)
+def _results() -> _LRU:
+    """Long computations' results (attributions, faithfulness, randomisation checks), shared by every session."""
+    return _LRU(96)
+
+
+def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per key. Not ``st.cache_data``: the computations update a progress bar while they run
+    (which also stops them when their session ends or reruns), and Streamlit cannot replay element calls made
+    inside a cached function on a later cache hit. Freed memory goes back to the system afterwards."""
+    store = _results()
+    found = store.get(key)
+    if found is None:
+        try:
+            found = compute()
+        finally:
+            release_memory()
+        store.put(key, found)
+    return found
 
 
 def run_attribution(
@@ -110,28 +128,24 @@ def run_attribution(
         n_samples,
         baseline,
     )
-    store = _attributions()
-    cached = store.get(key)
-    if cached is not None:
-        return cached
-    translation = run_translation(spec, text, decoding)
     contrast = (contrast_step, contrast_token) if contrast_step is not None and contrast_token is not None else None
-    result = attribute(
-        get_model(spec),
-        translation,
-        method,
-        target,
-        contrast_token=contrast,
-        contrast_target=contrast_text,
-        with_prefix=with_prefix,
-        n_steps=n_steps,
-        n_samples=n_samples,
-        baseline=baseline,
-        progress=progress,
-        time_limit=REQUEST_SECONDS,
+    return _cached(
+        ("attribution", *key),
+        lambda: attribute(
+            get_model(spec),
+            run_translation(spec, text, decoding),
+            method,
+            target,
+            contrast_token=contrast,
+            contrast_target=contrast_text,
+            with_prefix=with_prefix,
+            n_steps=n_steps,
+            n_samples=n_samples,
+            baseline=baseline,
+            progress=progress,
+            time_limit=limit("request_seconds"),
+        ),
     )
-    store.put(key, result)
-    return result
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -143,18 +157,37 @@ def read_json(path: str) -> dict | None:
         return None
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def run_faithfulness(
-    spec: ModelSpec, text: str, decoding: Decoding, method: str, baseline: str = "pad"
+    spec: ModelSpec,
+    text: str,
+    decoding: Decoding,
+    method: str,
+    baseline: str = "pad",
+    progress: Callable[[float], None] | None = None,
 ) -> Faithfulness:
-    translation = run_translation(spec, text, decoding)
-    attr = run_attribution(spec, text, decoding, method, baseline=baseline)
-    return measure(get_model(spec), translation, attr)
+    """Faithfulness of one method's explanation (the explanation first, then the masked runs), one time limit."""
+
+    def compute() -> Faithfulness:
+        attr = run_attribution(spec, text, decoding, method, baseline=baseline)
+        tr = run_translation(spec, text, decoding)
+        return measure(get_model(spec), tr, attr, progress=progress, time_limit=limit("request_seconds"))
+
+    return _cached(("faithfulness", spec, text, decoding, method, baseline), compute)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def run_randomisation(spec: ModelSpec, text: str, decoding: Decoding, method: str) -> tuple[Attribution, list]:
-    return cascading_randomisation(get_model(spec), run_translation(spec, text, decoding), method)
+def run_randomisation(
+    spec: ModelSpec, text: str, decoding: Decoding, method: str, progress: Callable[[float], None] | None = None
+) -> tuple[Attribution, list]:
+    return _cached(
+        ("randomisation", spec, text, decoding, method),
+        lambda: cascading_randomisation(
+            get_model(spec),
+            run_translation(spec, text, decoding),
+            method,
+            progress=progress,
+            time_limit=limit("request_seconds"),
+        ),
+    )
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 import logging
-import re
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import streamlit as st
 
+from common.limits import limit
 from common.paths import checkpoint_roots
-from explain.aggregate import AGGREGATIONS
-from explain.attention_views import KIND_LABELS, attention_stack, available_kinds
-from explain.attribution import AttributionTimeout
-from explain.methods import METHODS
-from explain.types import AttentionMaps, Translation
+from explain.deadline import ComputationTimeout
+from explain.types import Translation
 from models.adapter import Decoding, InputError
+from models.loading import CheckpointError
 from models.pretrained import PretrainedModelError
 from models.registry import ModelSpec, pretrained_spec
 from ui import cache
 from ui import state as ui_state
-from ui.state import safe_text
-from viz.tokens import prettify_token
+from ui.fields import DECODINGS, FIELDS, MAX_NAME_CHARS
+from ui.state import md_escape, safe_text, stop_page
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SHARED_KEYS = ("model", "src", "decoding", "beams", "max_new", "temperature", "top_p", "seed", "extra_models")
-MAX_INPUT_CHARS = 5000  # the text box refuses more; the model then reads its own token limit
-DECODINGS = ("greedy", "beam search", "sampling")
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,14 @@ def keep_shared_state() -> None:
             st.session_state[key] = st.session_state[key]
 
 
-def _specs() -> dict[str, ModelSpec]:
+def offered_models() -> dict[str, ModelSpec]:
     specs = [*cache.available_models(), *st.session_state.get("extra_models", [])]
     return {s.name: s for s in specs}
 
 
 def _on_model_change() -> None:
     """Swap in the new model's example sentence unless the user typed their own."""
-    new = _specs().get(st.session_state.get("model"))
+    new = offered_models().get(st.session_state.get("model"))
     if new and st.session_state.get("src", "").strip() in ("", st.session_state.get("_example")):
         st.session_state["src"] = new.example
     if new:
@@ -69,11 +67,12 @@ def _on_model_change() -> None:
 
 
 def _load_another_model() -> None:
-    """Sidebar form: load a pretrained model by hub id or folder for this session."""
+    """Sidebar form: load a pretrained model by hub id or folder for this session, then switch to it."""
     with st.expander("Load another model"):
         st.text_input(
             "Hugging Face hub id or model folder",
             key="model.add",
+            max_chars=MAX_NAME_CHARS,
             placeholder="Helsinki-NLP/opus-mt-zh-en",
             help="Read from the local Hugging Face cache "
             "or a folder under the model roots; weights only from safetensors, no remote code.",
@@ -82,27 +81,55 @@ def _load_another_model() -> None:
             try:
                 spec = pretrained_spec(st.session_state.get("model.add", ""))
                 cache.get_model(spec)
-            except PretrainedModelError as err:
-                st.error(str(err))
+            except (PretrainedModelError, CheckpointError) as err:
+                st.error(md_escape(str(err)))
                 return
-            extra = [s for s in st.session_state.get("extra_models", []) if s.name != spec.name]
-            st.session_state["extra_models"] = [*extra, spec]
-            st.session_state["model"] = spec.name
-            _on_model_change()
-            st.rerun()
+            _add_model(spec)
+            # the model selectbox exists already in this run: the switch happens at the top of the next one
+            update = {"model": spec.name, "_example": spec.example}
+            if st.session_state.get("src", "").strip() in ("", st.session_state.get("_example")):
+                update["src"] = spec.example
+            ui_state.request_state(update)
+
+
+def _add_model(spec: ModelSpec) -> None:
+    extra = [s for s in st.session_state.get("extra_models", []) if s.name != spec.name]
+    st.session_state["extra_models"] = [*extra, spec]
+
+
+def _known_model(name: object, by_name: dict[str, ModelSpec]) -> bool:
+    """Whether ``name`` (from a link or a session) is a model of this server, adding a folder or hub id it names."""
+    if name in by_name:
+        return True
+    if not isinstance(name, str) or not name.strip():
+        return False
+    try:
+        spec = pretrained_spec(name)
+    except PretrainedModelError as err:
+        ui_state.note(f"The model {name!r} is not available here ({err}); showing {next(iter(by_name))} instead.")
+        return False
+    _add_model(spec)
+    by_name[spec.name] = spec
+    return True
+
+
+def bounds(key: str) -> tuple:
+    """(low, high) of a numeric widget: the range ``ui.fields`` accepts from links and sessions."""
+    field = FIELDS[key]
+    return (field.kind(field.low), field.kind(field.high))
 
 
 def sidebar_inputs() -> Inputs:
     """Model, source text and decoding in the sidebar; stops the page when no model exists."""
-    by_name = _specs()
+    by_name = offered_models()
     if not by_name:
         roots = ", ".join(str(r) for r in checkpoint_roots())
         st.error(
             f"No model checkpoints found under {roots}. Train one: `python -m training.train configs/lstm_zh_en.toml`."
         )
-        st.stop()
+        stop_page()
     state = st.session_state
-    if state.get("model") not in by_name:
+    if not _known_model(state.get("model"), by_name):
         state["model"] = next(iter(by_name))
     spec = by_name[state["model"]]
     for key, value in (
@@ -127,17 +154,17 @@ def sidebar_inputs() -> Inputs:
             label,
             key="src",
             height=110,
-            max_chars=MAX_INPUT_CHARS,
+            max_chars=int(limit("input_chars")),
             help="Any text; it is normalised (NFKC, invisible characters removed) before the model reads it.",
         )
         st.radio("Decoding", DECODINGS, key="decoding", horizontal=True)
         if state["decoding"] == "beam search":
-            st.slider("Beam size", 2, 10, key="beams")
+            st.slider("Beam size", *bounds("beams"), key="beams")
         if state["decoding"] == "sampling":
-            st.slider("Temperature", 0.1, 2.0, step=0.05, key="temperature")
-            st.slider("Top-p", 0.05, 1.0, step=0.05, key="top_p")
-            st.number_input("Seed", min_value=0, max_value=2**31 - 1, key="seed")
-        st.number_input("Max output tokens", min_value=1, max_value=256, key="max_new")
+            st.slider("Temperature", *bounds("temperature"), step=0.05, key="temperature")
+            st.slider("Top-p", *bounds("top_p"), step=0.05, key="top_p")
+            st.number_input("Seed", *bounds("seed"), key="seed")
+        st.number_input("Max output tokens", *bounds("max_new"), key="max_new")
     choice = state["decoding"]
     decoding = Decoding(
         num_beams=int(state["beams"]) if choice == "beam search" else 1,
@@ -151,26 +178,21 @@ def sidebar_inputs() -> Inputs:
 
 
 def run_or_explain(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Call a cached computation; show bad input as a hint and failures as an error, never a traceback."""
+    """Call a cached computation; show bad input as a hint and failures as an error, never a traceback.
+
+    Messages may quote what the user typed: they are escaped, so Markdown in them shows as text."""
     try:
         return fn(*args, **kwargs)
     except InputError as err:
-        st.info(f"Type a sentence in the sidebar: {err}.")
-    except AttributionTimeout as err:
-        st.warning(f"This explanation took too long for this server and was {err}.")
+        st.info(f"Type a sentence in the sidebar: {md_escape(str(err))}.")
+    except ComputationTimeout as err:
+        st.warning(f"This took too long for this server and was {md_escape(str(err))}.")
+    except (ValueError, PretrainedModelError, CheckpointError) as err:  # a request the model cannot serve
+        st.warning(md_escape(str(err)))
     except Exception as err:  # a page must never die with a traceback
         log.exception("computation failed")
-        st.error(f"Lantern could not compute this: {type(err).__name__}: {err}")
-    st.stop()
-    raise AssertionError("unreachable")  # st.stop() raises
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&])")
-
-
-def md_escape(text: str) -> str:
-    """Escape Markdown (and so HTML) so model or user text shows literally."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+        st.error(f"Lantern could not compute this: {type(err).__name__}: {md_escape(str(err))}")
+    stop_page()
 
 
 def input_notes(translation: Translation) -> None:
@@ -186,172 +208,6 @@ def input_notes(translation: Translation) -> None:
             f"The text has {translation.n_src_tokens} tokens; this model reads the first "
             f"{translation.n_kept_tokens}. The rest was cut."
         )
-
-
-TARGET_LABELS = {
-    "logprob": "log-probability of each token",
-    "prob": "probability of each token",
-    "contrast": "contrast with an alternative",
-}
-
-
-@dataclass(frozen=True)
-class AttributionControls:
-    method: str
-    target: str
-    contrast_step: int | None
-    contrast_token: int | None  # a token id of the output vocabulary
-    contrast_text: str | None
-    with_prefix: bool
-    n_steps: int
-    n_samples: int
-    compare: str | None  # a second method shown side by side
-    word_agg: str | None  # None: tokens; else merge subwords into words with this aggregation
-    baseline: str = "pad"
-
-    def args(self, method: str | None = None) -> tuple:
-        """Arguments of ``ui.cache.run_attribution`` after the input arguments."""
-        return (
-            method or self.method,
-            self.target,
-            self.contrast_step,
-            self.contrast_token,
-            self.contrast_text,
-            self.with_prefix,
-            self.n_steps,
-            self.n_samples,
-            self.baseline,
-        )
-
-
-def attribution_controls(translation: Translation, decoder_only: bool = False) -> AttributionControls:
-    """Method, target, granularity and settings of the Attributions page.
-
-    Decoder-only models default to the ``<unk>`` baseline: they normalise first (RMSNorm/LayerNorm),
-    which makes an all-zero padding baseline degenerate for path methods.
-    """
-    ids = list(METHODS)
-    c1, c2, c3 = st.columns(3)
-    method = c1.selectbox(
-        "Method", ids, index=ids.index("input_x_gradient"), key="attr.method", format_func=lambda m: METHODS[m].title
-    )
-    c1.caption(METHODS[method].description)
-    target = c2.radio("What is explained", list(TARGET_LABELS), format_func=TARGET_LABELS.get, key="attr.target")
-    granularity = c3.radio("Granularity", ["tokens", "words"], horizontal=True, key="attr.granularity")
-    word_agg = c3.selectbox("Merge subwords by", AGGREGATIONS, key="attr.agg") if granularity == "words" else None
-    step = token = text = None
-    if target == "contrast":
-        mode = c2.radio("Alternative", ["one token", "a whole output"], horizontal=True, key="attr.contrast_mode")
-        if mode == "one token":
-            tokens = translation.tgt_tokens
-            step = c2.selectbox(
-                "At output token",
-                range(len(tokens)),
-                key="attr.contrast_step",
-                format_func=lambda t: f"{t}: {tokens[t]}",
-            )
-            step = min(step, len(tokens) - 1)
-            # token ids, not display strings: byte-level vocabularies show a token differently from how it is stored
-            names = dict(zip(translation.alt_ids[step], translation.alt_tokens[step], strict=True))
-            options = [i for i in translation.alt_ids[step] if i != translation.tgt_ids[step]]
-            token = c2.selectbox(
-                "Rather than",
-                options,
-                key="attr.contrast_token",
-                format_func=lambda i: prettify_token(names[i]),
-                help="The model's runners-up at that step.",
-            )
-        else:
-            text = c2.text_input(
-                "Rather than this output",
-                key="attr.contrast_text",
-                help="Compared token by token, each after the model's own prefix.",
-            )
-            if not text.strip():
-                st.info("Type the alternative output to contrast with.")
-                st.stop()
-    others = ["", *[m for m in ids if m != method]]
-    with st.expander("Settings"):
-        with_prefix = st.checkbox(
-            "Also attribute to the target prefix (earlier output tokens)", True, key="attr.prefix"
-        )
-        n_steps = st.slider("Integration steps (integrated gradients)", 4, 128, 32, key="attr.steps")
-        n_samples = st.slider("Samples (Gradient SHAP, Shapley, LIME)", 4, 200, 25, key="attr.samples")
-        compare = st.selectbox(
-            "Compare with", others, key="attr.compare", format_func=lambda m: METHODS[m].title if m else "(nothing)"
-        )
-        baselines = ["unk", "pad"] if decoder_only else ["pad", "unk"]
-        baseline = st.radio(
-            "Baseline (what a token is replaced with)",
-            baselines,
-            horizontal=True,
-            key="attr.baseline",
-            format_func={"pad": "padding", "unk": "<unk> token"}.get,
-            help="Path and perturbation methods compare the input with this baseline.",
-        )
-    return AttributionControls(
-        method, target, step, token, text, with_prefix, n_steps, n_samples, compare or None, word_agg, baseline
-    )
-
-
-@dataclass(frozen=True)
-class AttentionControls:
-    kind: str
-    layer: int | str
-    head: int | str
-    words: bool
-    grid: bool
-    grid_layers: tuple[int, ...]
-    compare: ModelSpec | None
-
-
-def attention_controls(maps: AttentionMaps, current: ModelSpec) -> AttentionControls:
-    """Kind of attention, layer, head, granularity, view and a model to compare with."""
-    kinds = available_kinds(maps)
-    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-    kind = c1.selectbox("Attention", kinds, format_func=KIND_LABELS.get, key="attn.kind")
-    stacked = kind not in ("rollout", "causal_rollout")
-    n_layers, n_heads = attention_stack(maps, kind)[0].shape[:2] if stacked else (0, 0)
-    layer = c2.selectbox(
-        "Layer",
-        ["mean", *range(n_layers)],
-        key="attn.layer",
-        disabled=not stacked,
-        help="One layer, or the mean over layers.",
-    )
-    head = c3.selectbox(
-        "Head",
-        ["mean", "max", *range(n_heads)],
-        key="attn.head",
-        disabled=not stacked,
-        help="One head, or the mean / max over the layer's heads.",
-    )
-    words = c4.radio("Granularity", ["tokens", "words"], key="attn.granularity") == "words"
-    grid = (
-        stacked
-        and st.toggle(
-            "All layers × heads (model view)",
-            key="attn.grid",
-            disabled=words,
-            help="Small multiples of every head of every layer, on one colour scale.",
-        )
-        and not words
-    )
-    grid_layers: tuple[int, ...] = ()
-    if grid:
-        if n_layers > 6:
-            lo, hi = st.slider("Layers shown", 0, n_layers - 1, (0, 5), key="attn.grid_layers")
-            grid_layers = tuple(range(lo, hi + 1))
-        else:
-            grid_layers = tuple(range(n_layers))
-    others = {s.name: s for s in _specs().values() if s.name != current.name}
-    name = st.selectbox(
-        "Compare with another model",
-        ["", *others],
-        key="attn.compare",
-        format_func=lambda n: others[n].title if n else "(no comparison)",
-    )
-    return AttentionControls(kind, layer, head, words, grid, grid_layers, others.get(name))
 
 
 def session_sidebar() -> None:
@@ -378,11 +234,12 @@ def session_sidebar() -> None:
         if upload is not None and st.session_state.get("_loaded_session") != upload.file_id:
             st.session_state["_loaded_session"] = upload.file_id
             try:
-                st.session_state["_saved_outputs"] = ui_state.load_session(upload.getvalue().decode("utf-8"))
-            except (ValueError, UnicodeDecodeError) as err:
-                st.error(f"Could not load this session: {err}")
+                state, outputs, notes = ui_state.parse_session(upload.getvalue())
+            except ValueError as err:
+                st.error(f"Could not load this session: {md_escape(str(err))}")
             else:
-                st.rerun()
+                ui_state.note(*notes)
+                ui_state.request_state({**state, "_saved_outputs": outputs})  # widgets exist: the next run sets it
         st.caption("The address bar always holds a link to this view: copy it to share what you see.")
 
 
@@ -406,3 +263,51 @@ def translation_record(tr: Translation) -> dict:
         "probabilities": [round(float(p), 6) for p in tr.probs],
         "decoding": tr.decoding,
     }
+
+
+def cost_gate(
+    token_passes: int,
+    what: str,
+    key: str,
+    run_key: object,
+    confirm: str = "confirm_token_passes",
+    refuse: str | None = "max_token_passes",
+) -> bool:
+    """Show what a computation costs; refuse it above the ``refuse`` limit, and above the ``confirm`` limit run it
+    only once the user pressed its button (for these exact settings). Returns whether it may run now. (Every such
+    computation also has a time limit, ``LANTERN_REQUEST_SECONDS``.)"""
+    rate = st.session_state.get("_token_passes_per_s")
+    eta = f", about {token_passes / rate:.0f} s at this server's last measured speed" if rate else ""
+    st.caption(f"Cost of {what}: {token_passes:,} token passes{eta}.")
+    most = limit(refuse) if refuse else math.inf
+    if token_passes > most:
+        st.warning(
+            f"That is more than this server runs per request ({most:,.0f} token passes). Lower the steps or samples, "
+            "or explain a shorter sentence."
+        )
+        return False
+    if token_passes <= limit(confirm) or st.session_state.get(f"{key}.approved") == run_key:
+        return True
+    if st.button(f"Run {what}", key=f"{key}.run", type="primary"):
+        st.session_state[f"{key}.approved"] = run_key
+        return True
+    st.info(f"This is expensive, so it waits for you: press “Run {what}”.")
+    return False
+
+
+class ProgressBar:
+    """A progress bar for a long computation: its callback updates the bar and, because every Streamlit element
+    call checks for it, stops the computation when its session ends or reruns. ``done`` records the speed."""
+
+    def __init__(self, text: str, token_passes: int = 0) -> None:
+        self.bar, self.text, self.token_passes = st.progress(0.0, text=text), text, token_passes
+        self.started = time.perf_counter()
+
+    def __call__(self, fraction: float) -> None:
+        self.bar.progress(min(max(fraction, 0.0), 1.0), text=self.text)
+
+    def done(self) -> None:
+        seconds = time.perf_counter() - self.started
+        self.bar.empty()
+        if self.token_passes and seconds > 0.2:
+            st.session_state["_token_passes_per_s"] = self.token_passes / seconds

@@ -35,7 +35,28 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_root: Path, 
     llama = root.parent / "models" / "tiny-llama"
     make_tiny_llama(len(tgt)).save_pretrained(llama)
     tgt.save_pretrained(llama)
+    byte_level = byte_level_tokenizer()
+    bytes_model = root.parent / "models" / "tiny-bytes"
+    make_tiny_llama(len(byte_level)).save_pretrained(bytes_model)
+    byte_level.save_pretrained(bytes_model)
     return root
+
+
+def byte_level_tokenizer():
+    """A GPT-2-style byte-level BPE learnt from Arabic and Chinese only: every token is stored as byte stand-ins
+    (``Ø¨`` for ب) and shown differently, as SmolLM2's are."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    texts = ["مرحبا بالعالم", "أنا أحب القطط", "我爱你", "你好世界", "ب ت ث ج"] * 5
+    trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=["<pad>", "<s>", "</s>", "<unk>"])
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Every page with hostile input: a hint or a visible truncation, never an exception or an error box."""
+"""Every page with hostile input: a hint, a visible truncation or a note, never an exception or an error box."""
 
 import pytest
 
@@ -25,5 +25,7 @@ def test_page_with_bad_input(app_env, page, case):
         assert any("Type a sentence" in i.value for i in at.info)
     if expected == "truncated":
         assert any("The rest was cut" in w.value for w in at.warning)
+    if expected == "too long":  # over the input limit: left out (with a note on the first page drawn)
+        assert at.session_state["src"] != text
     rendered = " ".join(m.value for m in at.markdown)
     assert "<script>" not in rendered  # markup from the input is escaped, never rendered

@@ -142,12 +142,9 @@ def test_attributions_page_compares_two_methods_and_contrasts(app_env):
     assert any("alternative output" in i.value for i in at.info)
 
 
-def test_expensive_attribution_waits_for_the_button(app_env):
-    at = open_page(
-        "app_pages/attributions.py",
-        src="我爱你。" * 8,
-        **{"attr.method": "shapley_value_sampling", "attr.samples": 200},
-    )
+def test_expensive_attribution_waits_for_the_button(app_env, monkeypatch):
+    monkeypatch.setenv("LANTERN_CONFIRM_TOKEN_PASSES", "200")  # the threshold is a setting: no 200-sample Shapley
+    at = open_page("app_pages/attributions.py", src="我爱你。", **{"attr.method": "occlusion"})
     assert not at.exception
     assert len(at.get("plotly_chart")) == 0 and at.button(key="attr.run")
     at.button(key="attr.run").click().run()
@@ -311,7 +308,7 @@ def test_the_url_reproduces_the_view(app_env):
     np.testing.assert_allclose(z, trace_array(at.get("plotly_chart")[0].proto.spec, "z"))
 
 
-def test_a_saved_session_loads_back():
+def test_a_saved_session_round_trips():
     def script() -> None:
         import streamlit as st
 
@@ -320,21 +317,17 @@ def test_a_saved_session_loads_back():
         st.session_state["src"] = "我爱你。"
         st.session_state["attr.method"] = "lime"
         st.session_state["beams"] = 7
+        st.session_state["attn.layer"] = "mean"
         saved = state.session_json({"translation": {"text": "I love you."}})
-        for key in ("src", "attr.method", "beams"):
-            del st.session_state[key]
-        st.session_state["outputs"] = state.load_session(saved)
+        st.session_state["parsed"] = state.parse_session(saved.encode("utf-8"))
         try:
-            state.load_session('{"format": "something else"}')
+            state.parse_session(b'{"format": "something else"}')
         except ValueError as err:
             st.session_state["error"] = str(err)
 
     at = AppTest.from_function(script).run()
     assert not at.exception
-    assert (at.session_state["src"], at.session_state["attr.method"], at.session_state["beams"]) == (
-        "我爱你。",
-        "lime",
-        7,
-    )
-    assert at.session_state["outputs"] == {"translation": {"text": "I love you."}}
+    state, outputs, notes = at.session_state["parsed"]
+    assert state == {"src": "我爱你。", "attr.method": "lime", "beams": 7, "attn.layer": "mean"} and notes == []
+    assert outputs == {"translation": {"text": "I love you."}}
     assert "not a Lantern session" in at.session_state["error"]

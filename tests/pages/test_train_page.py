@@ -43,8 +43,17 @@ def wait_for(job_name: str, status: set[str], timeout: float = 180) -> None:
 def test_malformed_paste_gives_the_message_and_leaves_nothing(jobs_env):
     at = submit(**{"train.pasted": "I love you.\tJe t'aime.\nno tab here\n", "train.name": "broken"})
     assert not at.exception
-    assert any("line 2 has 1 tab-separated fields" in e.value for e in at.error)
+    assert any("line 2 has 1 tab-separated fields" in e.value.replace("\\", "") for e in at.error)  # escaped Markdown
     assert list_jobs() == [] and not (jobs_env / "checkpoints" / "broken").exists()
+
+
+def test_a_pasted_corpus_has_the_upload_limit(jobs_env, monkeypatch):
+    monkeypatch.setenv("LANTERN_MAX_UPLOAD_BYTES", "2000")
+    text = "\n".join(f"{a}\t{b}" for a, b in PAIRS)  # ~3 kB
+    at = submit(**{"train.pasted": text, "train.name": "too-big"})
+    assert not at.exception
+    assert any("2,000 bytes" in e.value.replace("\\", "") for e in at.error)
+    assert list_jobs() == []
 
 
 def test_a_tiny_job_trains_in_the_background_and_its_model_appears(jobs_env):
