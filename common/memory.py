@@ -49,19 +49,20 @@ def release_memory() -> None:
         libc.malloc_trim(0)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (``VmHWM``), in MB; 0 where /proc is missing."""
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status, in MB; 0 where /proc is missing."""
     try:
         with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field))
     except (OSError, StopIteration):
         return 0.0
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (``VmHWM``), in MB."""
+    return _status_mb("VmHWM")
 
 
 def rss_mb() -> float:
-    """This process's resident memory now (``VmRSS``), in MB; 0 where /proc is missing."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
-    except (OSError, StopIteration):
-        return 0.0
+    """This process's resident memory now (``VmRSS``), in MB."""
+    return _status_mb("VmRSS")

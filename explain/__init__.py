@@ -10,8 +10,7 @@ Names are imported on first use, so ``import explain.types`` stays free of torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from common.lazy import lazy_exports
 
 _EXPORTS = {
     "translate": "explain.generation",
@@ -26,9 +25,4 @@ _EXPORTS = {
     "Attribution": "explain.types",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'explain' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

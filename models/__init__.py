@@ -8,8 +8,7 @@ Names are imported on first use, so ``import models.folder`` stays free of torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from common.lazy import lazy_exports
 
 _EXPORTS = {
     "load_model": "models.loading",
@@ -19,9 +18,4 @@ _EXPORTS = {
     "InputError": "models.adapter",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
