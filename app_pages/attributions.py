@@ -40,7 +40,7 @@ sequences = sum(forward_passes(m, n_src, n_tgt, c.n_steps, c.n_samples) for m in
 token_passes = sequences * (n_src + n_tgt)
 if not cost_gate(token_passes, "this attribution", "attr", (inputs.args(), c.args())):
     stop_page()
-bar = ProgressBar("Attributing…", token_passes)
+bar = ProgressBar("Attributing…", token_passes, "attr")
 results = []
 for i, method in enumerate(runs):
     bar.text = f"Attributing with {METHODS[method].title}…"

@@ -56,7 +56,7 @@ with tab_sentence:
     )
     if runs:
         baseline = "unk" if inputs.spec.task == "generate" else "pad"
-        bar = ProgressBar("Removing and keeping tokens for every output token…", passes)
+        bar = ProgressBar("Removing and keeping tokens for every output token…", passes, "eval")
         results = {}
         for i, m in enumerate(methods):
             part = lambda fraction, i=i: bar((i + fraction) / len(methods))  # noqa: E731
@@ -114,7 +114,7 @@ with tab_sanity:
     if st.toggle("Run the randomisation check", key="eval.sanity_run") and cost_gate(
         check_passes, "the randomisation check", "eval.sanity", (inputs.args(), method)
     ):
-        bar = ProgressBar("Randomising the model block by block…", check_passes)
+        bar = ProgressBar("Randomising the model block by block…", check_passes, "eval.sanity")
         original, steps = run_or_explain(cache.run_randomisation, *inputs.args(), method, progress=bar)
         bar.done()
         chart(

@@ -29,6 +29,7 @@ def main(out: Path = REPO / "docs") -> None:
             page.locator(ready).first.wait_for()
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")  # the run has finished
             page.wait_for_timeout(1500)  # let plotly finish drawing
+            page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")  # and any run that followed
             page.screenshot(path=str(out / f"{name}.png"))
             print(out / f"{name}.png")
 

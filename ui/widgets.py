@@ -276,7 +276,7 @@ def cost_gate(
     """Show what a computation costs; refuse it above the ``refuse`` limit, and above the ``confirm`` limit run it
     only once the user pressed its button (for these exact settings). Returns whether it may run now. (Every such
     computation also has a time limit, ``LANTERN_REQUEST_SECONDS``.)"""
-    rate = st.session_state.get("_token_passes_per_s")
+    rate = st.session_state.get(f"_rate.{key}")  # token passes per second of this kind of run, measured here
     eta = f", about {token_passes / rate:.0f} s at this server's last measured speed" if rate else ""
     st.caption(f"Cost of {what}: {token_passes:,} token passes{eta}.")
     most = limit(refuse) if refuse else math.inf
@@ -297,10 +297,11 @@ def cost_gate(
 
 class ProgressBar:
     """A progress bar for a long computation: its callback updates the bar and, because every Streamlit element
-    call checks for it, stops the computation when its session ends or reruns. ``done`` records the speed."""
+    call checks for it, stops the computation when its session ends or reruns. ``done`` records the speed for the
+    cost gate of the same ``key``."""
 
-    def __init__(self, text: str, token_passes: int = 0) -> None:
-        self.bar, self.text, self.token_passes = st.progress(0.0, text=text), text, token_passes
+    def __init__(self, text: str, token_passes: int = 0, key: str = "") -> None:
+        self.bar, self.text, self.token_passes, self.key = st.progress(0.0, text=text), text, token_passes, key
         self.started = time.perf_counter()
 
     def __call__(self, fraction: float) -> None:
@@ -309,5 +310,5 @@ class ProgressBar:
     def done(self) -> None:
         seconds = time.perf_counter() - self.started
         self.bar.empty()
-        if self.token_passes and seconds > 0.2:
-            st.session_state["_token_passes_per_s"] = self.token_passes / seconds
+        if self.key and self.token_passes and seconds > 1.0:  # short runs measure overheads, not speed
+            st.session_state[f"_rate.{self.key}"] = self.token_passes / seconds
