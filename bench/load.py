@@ -1,12 +1,15 @@
 """Many users at once: N concurrent browser sessions against one `streamlit run`.
 
     venv/bin/python -m bench.load --sessions 1,4,16
+    venv/bin/python -m bench.load --isolate      # the server on its own cores, the browsers on the others
 
 Each session opens the app on its own sentence and goes Translate -> Attention -> Attributions (input x
 gradient), then downloads its attribution scores as CSV. Every CSV is compared with a lone run of the
 same explanation in this process: sessions must not change each other's numbers. Prints, per N, the
 requests per second, the median and 95th-percentile page latency, the largest difference from the lone
 runs, and the server's resident memory (models and caches are capped, so it must level off).
+``--isolate`` pins the server to the upper half of the cores and this process and its browsers to the lower
+half (``sched_setaffinity``, as ``taskset`` does), so the table measures the app rather than the browsers.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import asyncio
 import csv
 import io
+import os
 import statistics
 import time
 import urllib.parse
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.attribution import machine
 from explain.attribution import attribute
 from explain.generation import translate
 from models.adapter import Decoding
@@ -86,21 +91,35 @@ async def wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", default="1,4,16")
+    ap.add_argument("--isolate", action="store_true", help="server and browsers on separate cores")
     args = ap.parse_args()
+    server_cores = None
+    if args.isolate:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            ap.error("--isolate needs at least 2 cores")
+        server_cores = set(cores[len(cores) // 2 :])
+        os.sched_setaffinity(0, set(cores[: len(cores) // 2]))  # this process, its browsers
+
     waves = [int(n) for n in args.sessions.split(",")]
     texts = [p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test if 8 <= len(p.src) <= 20][: max(waves)]
     lm = load_model(MODEL)
     lone = {t: attribute(lm, translate(lm, t, Decoding()), "input_x_gradient").scores for t in texts}
+    placement = (
+        f"server on cores {sorted(server_cores)}, browsers on {sorted(os.sched_getaffinity(0))}"
+        if server_cores
+        else "server and browsers share every core"
+    )
     print(
         f"app: `streamlit run app.py`, model {MODEL}, sessions Translate -> Attention -> Attributions "
-        f"(input x gradient) on different Tatoeba test sentences\n"
+        f"(input x gradient) on different Tatoeba test sentences; {placement}; {machine()}\n"
     )
     print(
         "| sessions | pages | wall s | pages/s | median page s | p95 page s | max abs diff vs lone run "
         "| server RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    with running_app_process() as (url, pid):
+    with running_app_process(cores=server_cores) as (url, pid):
         for n in waves:
             wall, latencies, scores = asyncio.run(wave(url, texts[:n]))
             diff = max(float(np.abs(s - lone[t]).max()) for s, t in zip(scores, texts[:n], strict=True))

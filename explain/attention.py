@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.threads import under_policy
 from explain.generation import translate
 from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, LanternModel
@@ -34,6 +35,7 @@ def attention_stacks(
     return _stack(out.cross_attentions), _stack(out.encoder_attentions), _stack(out.decoder_attentions)
 
 
+@under_policy
 def extract_attention(
     lm: LanternModel, translation: Translation | str, decoding: Decoding | None = None
 ) -> AttentionMaps:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from common.threads import under_policy
 from explain.deadline import ComputationTimeout, with_deadline
 from explain.generation import translate
 from explain.methods import ALIASES, EMBEDDING_AGGREGATIONS, METHODS, Settings, get_method, list_methods
@@ -82,6 +83,7 @@ def _token_id(lm: LanternModel, token: str | int) -> int:
     return int(ids[0])
 
 
+@under_policy
 def attribute(
     lm: LanternModel,
     translation: Translation | str,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.threads import under_policy
 from explain.generation import force_translation
 from explain.types import Translation
 from models.adapter import Decoding, InputError, LanternModel
@@ -28,6 +29,7 @@ class Node:
     ranks: tuple[int, ...]  # hypotheses (0 = best) passing through this node
 
 
+@under_policy
 def beam_search(
     lm: LanternModel, text: str, num_beams: int = 5, n_best: int = 5, max_new_tokens: int = 64
 ) -> BeamSearch:

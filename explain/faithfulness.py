@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from common.threads import under_policy
 from explain.deadline import Progress, with_deadline
 from explain.objective import Objective
 from explain.perturbation import evaluate_masks
@@ -97,6 +98,7 @@ def masks_needed(n_src: int, n_tgt: int) -> int:
     return 1 + n_tgt * (2 * len(FRACTIONS) + 2 + n_src)
 
 
+@under_policy
 def measure(
     lm: LanternModel,
     translation: Translation,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+from common.threads import under_policy
 from explain.generation import translate
 from explain.types import Translation
 from models.adapter import Decoding, LanternModel
@@ -27,6 +28,7 @@ def edited_copy(lm: LanternModel, step: int, src_index: int, scale: float) -> La
     return dataclasses.replace(lm, model=model, lock=threading.RLock())
 
 
+@under_policy
 def edit_attention(
     lm: LanternModel, text: str, original: Translation, step: int, src_index: int, scale: float,
     decoding: Decoding | None = None,

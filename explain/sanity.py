@@ -16,6 +16,7 @@ import threading
 import numpy as np
 import torch
 
+from common.threads import under_policy
 from explain.attribution import attribute, forward_passes
 from explain.compare import rank_agreement
 from explain.deadline import Progress, with_deadline
@@ -63,6 +64,7 @@ def randomisation_passes(lm: LanternModel, method: str, n_src: int, n_tgt: int, 
     return (len(parameter_blocks(lm.model)) + 1) * forward_passes(method, n_src, n_tgt, **settings)
 
 
+@under_policy
 def cascading_randomisation(
     lm: LanternModel,
     translation: Translation,

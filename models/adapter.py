@@ -20,6 +20,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from common.limits import limit
 from common.text import clean_text
+from common.threads import under_policy
 
 
 class InputError(ValueError):
@@ -184,6 +185,7 @@ class LanternModel:
         input_ids = torch.tensor([ids], device=self.device)
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
+    @under_policy
     def generate_ids(self, src_ids: list[int], decoding: Decoding, prefix: list[int] | None = None) -> list[int]:
         """Generated ids (no start token, no prompt), ending in EOS unless the limit cut them.
 
@@ -209,6 +211,7 @@ class LanternModel:
         out = out[1:] if self.is_seq2seq() else out[len(src_ids) :]
         return out[: out.index(eos) + 1] if eos in out else out
 
+    @under_policy
     def generate_nbest(self, src_ids: list[int], decoding: Decoding, n: int) -> list[tuple[list[int], float]]:
         """The ``n`` best beam-search hypotheses (ids as ``generate_ids`` returns them) with their beam scores.
 
@@ -233,6 +236,7 @@ class LanternModel:
             result.append((seq, float(score)))
         return result
 
+    @under_policy
     def score(self, src_ids: list[int], tgt_ids: list[int], output_attentions: bool = False) -> ModelOutput:
         """One teacher-forced pass: ``logits`` [1, T, V] for the T target tokens, attentions if asked.
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("LANTERN_THREADS", "1")  # before any import: tiny models run fastest on one thread
+
 import random
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, MarianConfig, MarianMTMo
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
 from training.tokenization import train_tokenizer
 
-torch.set_num_threads(1)  # tiny models run fastest on one thread, and CI machines are small
+torch.set_num_threads(1)  # and CI machines are small
 
 
 def assert_near_zero(values, scale, rel: float = 1e-5) -> None:

@@ -50,8 +50,10 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 90) -> Itera
 
 
 @contextmanager
-def running_app_process(env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[tuple[str, int]]:
-    """The same, yielding (URL, server process id)."""
+def running_app_process(
+    env: dict[str, str] | None = None, timeout: float = 90, cores: set[int] | None = None
+) -> Iterator[tuple[str, int]]:
+    """The same, yielding (URL, server process id); ``cores``: the only CPUs the server may run on."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -73,6 +75,7 @@ def running_app_process(env: dict[str, str] | None = None, timeout: float = 90) 
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env if env is not None else dict(os.environ),
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
         )
         try:
             deadline = time.time() + timeout

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from common import threads
 from common.files import atomic_dir, existing_dir, write_json
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
 from models.transformer import build_transformer
@@ -104,8 +105,8 @@ class Trainer:
         t = cfg.train
         random.seed(t.seed)
         torch.manual_seed(t.seed)
-        if t.threads:
-            torch.set_num_threads(t.threads)
+        if t.threads:  # a fixed count; 0: the adaptive policy of common/threads.py, applied around fit()
+            threads.configure(fixed=t.threads)
         self.dist, self.device = distributed.setup(t.device)
         self.splits: Splits = load_splits(
             cfg.data.corpus,
@@ -263,6 +264,10 @@ class Trainer:
 
     def fit(self) -> str:
         """Train until a limit, early stopping or an interrupt; returns the stop reason."""
+        with threads.computation():  # the whole run is one computation: its threads follow the machine's load
+            return self._fit()
+
+    def _fit(self) -> str:
         t, st = self.cfg.train, self.state
         st.pop("stop_reason", None)  # a resumed run ends for its own reason, not the previous session's
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_interrupted", True))
@@ -298,6 +303,7 @@ class Trainer:
                     if t.clip_grad_norm:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
                     self.opt.step()
+                    threads.refresh()  # the next step's thread count follows the machine's load
                     st["step"] += 1
                     st["batch_in_epoch"] += 1
                     window_loss += loss.item() * n_tok
