@@ -5,12 +5,13 @@
     python -m tools.replicas --print-config                     # the HAProxy configuration it runs
 
 Each replica is a plain ``streamlit run app.py`` on its own port. HAProxy (Debian's ``haproxy`` package)
-balances new visitors round-robin and sets a ``LANTERN_REPLICA`` cookie, so a browser's later requests, its
-WebSocket and its downloads (held in the memory of the replica that made them) reach the same replica. A
-session's state lives in its URL and its saved files, so any replica opens a shared link. The replicas share
-one cookie secret (a form posted to another replica after a failover still passes XSRF checks), the
-checkpoints, the saved sessions and the training jobs folder (same machine, same disk). ``--pin`` gives each
-replica an equal share of the cores (its thread policy, common/threads.py, then sees only those).
+sends a new visitor to the replica with the fewest connections and sets a ``LANTERN_REPLICA`` cookie, so a
+browser's later requests, its WebSocket and its downloads (held in the memory of the replica that made them)
+reach the same replica. A session's state lives in its URL and its saved files, so any replica opens a shared
+link. The replicas share one cookie secret (a form posted to another replica after a failover still passes
+XSRF checks), the checkpoints, the saved sessions and the training jobs folder (same machine, same disk).
+``--pin`` gives each replica an equal share of the cores (its thread policy, common/threads.py, then sees only
+those).
 deploy/haproxy.cfg is this configuration for two replicas on ports 8501 and 8502 behind 8500.
 """
 
@@ -57,9 +58,11 @@ frontend lantern
     default_backend replicas
 
 backend replicas
-    balance roundrobin
+    balance leastconn        # each session holds a WebSocket: the replica with the fewest gets the next visitor
     # a new visitor gets a replica; the cookie keeps its requests, WebSocket and downloads there
     cookie {COOKIE} insert indirect nocache httponly
+    option redispatch        # a visitor whose replica is down goes to another (its link restores the view)
+    http-response set-header X-Lantern-Replica %s
     option httpchk GET /_stcore/health
     http-check expect string ok
 {servers}
@@ -137,22 +140,27 @@ def running_replicas(
             log = stack.enter_context(open(workdir / f"r{i}.log", "w+"))
             procs.append(_start(cmd, base, log, cores))
             stack.callback(_stop, procs[-1])
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        url = f"http://{address}:{port}"
+        deadline = time.time() + timeout
+
+        def wait_for(targets: list[str], running: list[subprocess.Popen], names: list[str]) -> None:
+            while not all(_healthy(u) for u in targets):
+                for proc, name in zip(running, names, strict=True):
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited:\n{(workdir / f'{name}.log').read_text()[-3000:]}")
+                if time.time() > deadline:
+                    raise RuntimeError(f"not healthy after {timeout:g} s: {', '.join(targets)}")
+                time.sleep(0.3)
+
+        # the proxy starts once every replica answers, so its first health checks find them all up
+        wait_for(urls, procs, [f"r{i}" for i in range(1, n + 1)])
         config = workdir / "haproxy.cfg"
         config.write_text(haproxy_config(port, ports, address), encoding="utf-8")
         log = stack.enter_context(open(workdir / "haproxy.log", "w+"))
         proxy = _start([haproxy, "-db", "-f", str(config)], base, log, None)
         stack.callback(_stop, proxy)
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        url = f"http://{address}:{port}"
-        deadline = time.time() + timeout
-        while not (all(_healthy(u) for u in urls) and _healthy(url)):
-            for i, proc in enumerate([*procs, proxy]):
-                if proc.poll() is not None:
-                    name = f"r{i + 1}.log" if i < n else "haproxy.log"
-                    raise RuntimeError(f"{name.split('.')[0]} exited:\n{(workdir / name).read_text()[-3000:]}")
-            if time.time() > deadline:
-                raise RuntimeError(f"replicas not healthy after {timeout:g} s")
-            time.sleep(0.3)
+        wait_for([url], [proxy], ["haproxy"])
         yield url, urls
 
 

@@ -32,22 +32,33 @@ def test_two_replicas_serve_a_shared_link_with_sticky_sessions():
     with running_replicas(2, env=env) as (url, _), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         link = f"{url}/translate?{urllib.parse.urlencode(LINK)}"
-        replicas, outputs = [], []
-        for _ in range(2):  # two visitors, two cookie jars: round-robin gives each its own replica
+        outputs = []
+        for replica in ("r1", "r2"):  # one visitor per replica, as the cookie HAProxy set would keep them
             ctx = browser.new_context(viewport={"width": 1300, "height": 1400})
+            ctx.add_cookies([{"name": COOKIE, "value": replica, "url": url}])
+            served: list[str | None] = []
+            ctx.on("response", lambda r, served=served: served.append(r.headers.get("x-lantern-replica")))
             page = ctx.new_page()
             page.set_default_timeout(90_000)
             page.goto(link)
             page.locator("text=How often the model saw").first.wait_for()
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
-            cookie = {c["name"]: c["value"] for c in ctx.cookies()}.get(COOKIE)
-            replicas.append(cookie)
             outputs.append(page.locator("h4").first.inner_text())
-            page.reload()  # later requests and the new WebSocket stay on the same replica
+            page.reload()  # the page, its assets and the new WebSocket stay on the same replica
             page.locator("text=How often the model saw").first.wait_for()
-            assert {c["name"]: c["value"] for c in ctx.cookies()}.get(COOKIE) == cookie
+            assert served and set(served) == {replica}, (replica, set(served))
             ctx.close()
+        # a new visitor without a cookie is given a replica and keeps it
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        page.goto(link)
+        page.locator("text=How often the model saw").first.wait_for()
+        given = {c["name"]: c["value"] for c in ctx.cookies()}.get(COOKIE)
+        served = []
+        ctx.on("response", lambda r: served.append(r.headers.get("x-lantern-replica")))
+        page.reload()
+        page.locator("text=How often the model saw").first.wait_for()
+        assert given in ("r1", "r2") and set(served) == {given}
         browser.close()
-    assert sorted(replicas) == ["r1", "r2"], replicas  # each visitor was served by a different replica
     expected = translate(load_model(LINK["model"]), LINK["src"], Decoding()).text
     assert outputs == [expected, expected]  # the same link, the same translation, from either replica
