@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.cache import warm_up
 from ui.state import (
     PageStop,
     apply_pending_state,
@@ -50,3 +51,4 @@ except PageStop:  # the page ended early on purpose (ui.state.stop_page)
 finally:  # also after an error or a stop: the session tools and the URL stay current
     session_sidebar()
     sync_to_url()
+    warm_up()  # the model code imports in the background once the first page is drawn

@@ -4,7 +4,7 @@
     python -m bench.threads --quick          # fewer repeats, no 8-request wave
 
 Table 1: one request of each kind (translation, attention, each attribution method, a training step) with
-1 thread, N threads and the policy (common/threads.py), on the idle machine and with one and two competing
+1 thread, N threads and the policy (models/threads.py), on the idle machine and with one and two competing
 CPU-bound processes (``python -c "while True: pass"``). Table 2: k concurrent requests (k = 1, 2, 4, 8) in
 threads of this process, as Streamlit runs sessions, sharing one model: seconds per request (median) and
 the whole wave's wall time. Every number is measured in this one run, on this machine.
@@ -33,11 +33,11 @@ from typing import TypeVar
 import torch
 
 from bench.attribution import machine
-from common import threads
 from common.memory import bound_heap_growth
 from explain.attention import extract_attention
 from explain.attribution import attribute
 from explain.generation import translate
+from models import threads
 from models.adapter import Decoding, LanternModel
 from models.loading import load_model
 
@@ -215,7 +215,7 @@ def main() -> None:
         "",
         "## One request (ms, median; attributions over every output token, IG 32 steps, Shapley 25 samples)",
         "",
-        "Competing processes are CPU-bound Python loops. *Policy*: common/threads.py (threads = free cores ÷ "
+        "Competing processes are CPU-bound Python loops. *Policy*: models/threads.py (threads = free cores ÷ "
         "requests in flight). Targets (issue 17): with one competing process, policy ÷ 1 thread idle ≤ 1.3; "
         "idle, policy ÷ N threads ≈ 1. Each request in a fresh thread, malloc set as the server sets it.",
         "",

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common.threads import under_policy
 from explain.generation import translate
 from explain.types import AttentionMaps, Translation
 from models.adapter import Decoding, LanternModel
+from models.threads import under_policy
 
 
 def _stack(layers: tuple[torch.Tensor, ...] | None) -> np.ndarray | None:

@@ -15,13 +15,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from common.threads import under_policy
 from explain.deadline import ComputationTimeout, with_deadline
 from explain.generation import translate
 from explain.methods import ALIASES, EMBEDDING_AGGREGATIONS, METHODS, Settings, get_method, list_methods
 from explain.objective import TARGETS, Objective
 from explain.types import Attribution, Translation
 from models.adapter import Decoding, LanternModel, check_length
+from models.threads import under_policy
 
 __all__ = ["ALIASES", "EMBEDDING_AGGREGATIONS", "METHODS", "ComputationTimeout", "attribute", "list_methods"]
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.threads import under_policy
 from explain.generation import force_translation
 from explain.types import Translation
 from models.adapter import Decoding, InputError, LanternModel
+from models.threads import under_policy
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,7 +2,7 @@
 
 The engines call ``progress(fraction)`` after every batched chunk; ``with_deadline`` wraps the caller's
 callback (which may itself stop the work, e.g. when the app's session has ended) with a time limit, and lets
-the thread policy (common/threads.py) adjust the computation's thread count between chunks.
+the thread policy (models/threads.py) adjust the computation's thread count between chunks.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from common import threads
+from models import threads
 
 Progress = Callable[[float], None]
 

@@ -33,8 +33,8 @@ from explain.attribution import METHODS, attribute
 from explain.faithfulness import measure
 from explain.generation import force_translation, translate
 from models.adapter import Decoding, LanternModel
-from models.loading import CheckpointError, load_model
-from models.pretrained import PretrainedModelError
+from models.decoding import CheckpointError, PretrainedModelError
+from models.loading import load_model
 
 log = logging.getLogger("lantern.evaluate")
 DEFAULT_METHODS = ("attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients")

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.threads import under_policy
 from explain.deadline import Progress, with_deadline
 from explain.objective import Objective
 from explain.perturbation import evaluate_masks
 from explain.types import Attribution, Translation
 from models.adapter import LanternModel
+from models.threads import under_policy
 
 FRACTIONS = tuple(k / 10 for k in range(1, 11))
 

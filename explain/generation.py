@@ -7,7 +7,8 @@ import torch
 
 from common.text import clean_text
 from explain.types import Translation
-from models.adapter import MAX_OUTPUT_TOKENS, Decoding, InputError, LanternModel, SourceEncoding, check_length
+from models.adapter import LanternModel, SourceEncoding
+from models.decoding import MAX_OUTPUT_TOKENS, Decoding, InputError, check_length
 
 
 def translate(

@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from common.threads import under_policy
 from explain.generation import translate
 from explain.types import Translation
 from models.adapter import Decoding, LanternModel
 from models.editing import edited_copy as edited_model
 from models.lstm_attention import AttentionEdit
+from models.threads import under_policy
 
 
 def edited_copy(lm: LanternModel, step: int, src_index: int, scale: float) -> LanternModel:

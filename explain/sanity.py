@@ -16,12 +16,12 @@ import threading
 import numpy as np
 import torch
 
-from common.threads import under_policy
 from explain.attribution import attribute, forward_passes
 from explain.compare import rank_agreement
 from explain.deadline import Progress, with_deadline
 from explain.types import Attribution, Translation
 from models.adapter import LanternModel
+from models.threads import under_policy
 
 _LAYER = re.compile(r"^(.*?\.(?:layers|layer|h|block)\.\d+)\.")
 

@@ -14,8 +14,8 @@ _EXPORTS = {
     "load_model": "models.loading",
     "list_models": "models.registry",
     "LanternModel": "models.adapter",
-    "Decoding": "models.adapter",
-    "InputError": "models.adapter",
+    "Decoding": "models.decoding",
+    "InputError": "models.decoding",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

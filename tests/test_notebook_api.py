@@ -12,7 +12,7 @@ from explain import attribute, extract_attention, translate
 from explain.types import AttentionMaps, Attribution, Translation
 from models import load_model
 from models.adapter import Decoding, LanternModel
-from models.pretrained import PretrainedModelError
+from models.decoding import PretrainedModelError
 from tests.conftest import make_tiny_llama, make_tiny_marian
 from tests.plotly_data import trace_array
 

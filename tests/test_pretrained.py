@@ -18,8 +18,9 @@ from explain.attention import extract_attention
 from explain.attribution import attribute
 from explain.generation import translate
 from models.adapter import Decoding
+from models.decoding import PretrainedModelError
 from models.loading import load_model
-from models.pretrained import PretrainedModelError, load_pretrained
+from models.pretrained import load_pretrained
 from models.registry import pretrained_spec
 from tests.conftest import make_tiny_llama
 from training.tokenization import train_tokenizer
@@ -132,7 +133,7 @@ def test_a_missing_hub_model_offline_says_what_to_do(monkeypatch, tmp_path):
 
 
 def test_smollm2_loads_from_its_package_and_answers():
-    from models.pretrained import PACKAGED, SMOLLM2
+    from models.sources import PACKAGED, SMOLLM2
 
     lm = load_model(SMOLLM2)  # converts the GGUF once, then reads the safetensors cache
     assert PACKAGED[SMOLLM2].converted()

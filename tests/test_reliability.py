@@ -11,7 +11,7 @@ import torch
 from explain.attribution import attribute
 from explain.generation import force_translation, translate
 from models.adapter import Decoding, InputError, LanternModel
-from models.pretrained import PretrainedModelError
+from models.decoding import PretrainedModelError
 from tests.conftest import make_tiny_llama, make_tiny_lstm
 from training.corpora import Pair
 

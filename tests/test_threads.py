@@ -1,4 +1,4 @@
-"""The thread policy (common/threads.py): the count it chooses, its bookkeeping of computations in flight, its
+"""The thread policy (models/threads.py): the count it chooses, its bookkeeping of computations in flight, its
 reading of the machine's load, and that Lantern's computations run under it."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 import pytest
 import torch
 
-from common import threads
-from common.threads import ThreadPolicy, choose
+from models import threads
+from models.threads import ThreadPolicy, choose
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_a_bad_environment_variable_says_what_it_takes(monkeypatch, raw):
 def test_usable_cores_follow_the_affinity_mask():
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-        "from common.threads import usable_cores; print(usable_cores())"
+        "from models.threads import usable_cores; print(usable_cores())"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)

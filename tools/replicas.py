@@ -10,7 +10,7 @@ browser's later requests, its WebSocket and its downloads (held in the memory of
 reach the same replica. A session's state lives in its URL and its saved files, so any replica opens a shared
 link. The replicas share one cookie secret (a form posted to another replica after a failover still passes
 XSRF checks), the checkpoints, the saved sessions and the training jobs folder (same machine, same disk).
-``--pin`` gives each replica an equal share of the cores (its thread policy, common/threads.py, then sees only
+``--pin`` gives each replica an equal share of the cores (its thread policy, models/threads.py, then sees only
 those).
 deploy/haproxy.cfg is this configuration for two replicas on ports 8501 and 8502 behind 8500.
 """

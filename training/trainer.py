@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from common import threads
 from common.files import atomic_dir, existing_dir, write_json
+from models import threads
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
 from models.transformer import build_transformer
 from training import distributed
@@ -105,7 +105,7 @@ class Trainer:
         t = cfg.train
         random.seed(t.seed)
         torch.manual_seed(t.seed)
-        if t.threads:  # a fixed count; 0: the adaptive policy of common/threads.py, applied around fit()
+        if t.threads:  # a fixed count; 0: the adaptive policy of models/threads.py, applied around fit()
             threads.configure(fixed=t.threads)
         self.dist, self.device = distributed.setup(t.device)
         self.splits: Splits = load_splits(

@@ -13,24 +13,26 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from common.limits import limit
 from common.memory import bound_heap_growth, release_memory
 from common.paths import REPO_ROOT
-from explain.attention import extract_attention
-from explain.attribution import attribute
-from explain.beam import BeamSearch, beam_search
-from explain.faithfulness import Faithfulness, measure
-from explain.generation import force_translation, translate
-from explain.intervene import edit_attention
-from explain.sanity import cascading_randomisation
-from explain.types import AttentionMaps, Attribution, Translation
-from models.adapter import Decoding, LanternModel
-from models.loading import load_model
 from models.registry import ModelSpec, list_models
+
+if TYPE_CHECKING:
+    from explain.beam import BeamSearch
+    from explain.faithfulness import Faithfulness
+    from explain.types import AttentionMaps, Attribution, Translation
+    from models.adapter import LanternModel
+    from models.decoding import Decoding
+
+# The explanation layer and model loading import torch, transformers and Captum (about 6 s on 2 cores): each
+# function below imports what it runs when it first runs, so the app's first page (Home) renders without them.
+# ``warm_up`` imports them in a background thread once the first page is drawn; a function that needs them
+# waits for that thread instead of importing them in parallel (one importer, no two threads racing for locks).
 
 bound_heap_growth()  # the server's peak memory stays at what it holds (see common/memory.py, bench/memory.md)
 MAX_MODELS = 3  # models held in memory at once (SmolLM2 alone takes ~0.6 GB)
@@ -43,16 +45,25 @@ def available_models() -> list[ModelSpec]:
 
 @st.cache_resource(max_entries=MAX_MODELS, show_spinner="Loading the model…")
 def get_model(spec: ModelSpec) -> LanternModel:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from models.loading import load_model
+
     return load_model(spec)
 
 
 @st.cache_data(max_entries=256, show_spinner="Generating…")
 def run_translation(spec: ModelSpec, text: str, decoding: Decoding) -> Translation:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.generation import translate
+
     return translate(get_model(spec), text, decoding)
 
 
 @st.cache_data(max_entries=128, show_spinner="Reading the attention…")
 def run_attention(spec: ModelSpec, text: str, decoding: Decoding) -> AttentionMaps:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.attention import extract_attention
+
     return extract_attention(get_model(spec), run_translation(spec, text, decoding))
 
 
@@ -114,6 +125,9 @@ def run_attribution(
 ) -> Attribution:
     """Cached attribution. Not ``st.cache_data``: ``progress`` updates a progress bar while it runs, and
     Streamlit cannot replay element calls made inside a cached function on a later cache hit."""
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.attribution import attribute
+
     key = (
         spec,
         text,
@@ -166,6 +180,8 @@ def run_faithfulness(
     progress: Callable[[float], None] | None = None,
 ) -> Faithfulness:
     """Faithfulness of one method's explanation (the explanation first, then the masked runs), one time limit."""
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.faithfulness import measure
 
     def compute() -> Faithfulness:
         attr = run_attribution(spec, text, decoding, method, baseline=baseline)
@@ -178,6 +194,9 @@ def run_faithfulness(
 def run_randomisation(
     spec: ModelSpec, text: str, decoding: Decoding, method: str, progress: Callable[[float], None] | None = None
 ) -> tuple[Attribution, list]:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.sanity import cascading_randomisation
+
     return _cached(
         ("randomisation", spec, text, decoding, method),
         lambda: cascading_randomisation(
@@ -209,16 +228,25 @@ def evaluation_runs() -> dict[str, dict]:
 
 @st.cache_data(max_entries=64, show_spinner="Decoding from the forced token…")
 def run_with_prefix(spec: ModelSpec, text: str, decoding: Decoding, prefix: tuple[int, ...]) -> Translation:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.generation import translate
+
     return translate(get_model(spec), text, decoding, prefix=prefix)
 
 
 @st.cache_data(max_entries=64, show_spinner="Scoring the output…")
 def run_forced(spec: ModelSpec, text: str, output: str) -> Translation:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.generation import force_translation
+
     return force_translation(get_model(spec), text, output)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running beam search…")
 def run_beam(spec: ModelSpec, text: str, num_beams: int, n_best: int, max_new_tokens: int) -> BeamSearch:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.beam import beam_search
+
     return beam_search(get_model(spec), text, num_beams, n_best, max_new_tokens)
 
 
@@ -226,5 +254,40 @@ def run_beam(spec: ModelSpec, text: str, num_beams: int, n_best: int, max_new_to
 def run_attention_edit(
     spec: ModelSpec, text: str, decoding: Decoding, step: int, src_index: int, scale: float
 ) -> Translation:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.intervene import edit_attention
+
     original = run_translation(spec, text, decoding)
     return edit_attention(get_model(spec), text, original, step, src_index, scale)
+
+
+class _WarmUp:
+    """Imports the explanation layer and model loading in a background thread, once per server process."""
+
+    GRACE = 1.5  # seconds the first page gets to reach the browser first (imports hold the GIL the server needs)
+
+    def __init__(self) -> None:
+        self.now = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lantern-warm-up", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.now.wait(self.GRACE)
+        import explain.attribution  # torch, transformers, Captum
+        import explain.beam
+        import explain.faithfulness
+        import explain.intervene
+        import explain.sanity  # noqa: F401
+        import models.loading  # noqa: F401
+
+    def join(self) -> None:
+        """Wait until the imports are done (starting them at once if they are still waiting)."""
+        self.now.set()
+        self.thread.join()
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> _WarmUp:
+    """Start importing the model code in the background (the first page renders without it, see above); the
+    first page that runs a model finds it imported, or waits for it."""
+    return _WarmUp()

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 from common.limits import limit
 from explain.attention_views import KIND_LABELS
-from explain.methods import METHODS
-from explain.objective import BASELINES, TARGETS
 
 DECODINGS = ("greedy", "beam search", "sampling")
 KINDS = {str: "text", int: "a whole number", float: "a number"}
@@ -53,8 +51,24 @@ class Field:
         return number
 
 
+# The attribution choices come from the explanation layer, which imports torch and Captum: read when a value is
+# checked, not on import, so the app's first page renders without them.
 def _methods() -> Collection[str]:
+    from explain.methods import METHODS
+
     return METHODS.keys()
+
+
+def _targets() -> Collection[str]:
+    from explain.objective import TARGETS
+
+    return TARGETS
+
+
+def _baselines() -> Collection[str]:
+    from explain.objective import BASELINES
+
+    return BASELINES
 
 
 FIELDS: dict[str, Field] = {
@@ -71,18 +85,18 @@ FIELDS: dict[str, Field] = {
     "attn.head": Field(int, 0, 1023, words=("mean", "max")),
     "attn.granularity": Field(str, choices=lambda: ("tokens", "words")),
     "attr.method": Field(str, choices=_methods),
-    "attr.target": Field(str, choices=lambda: TARGETS),
+    "attr.target": Field(str, choices=_targets),
     "attr.granularity": Field(str, choices=lambda: ("tokens", "words")),
     "attr.steps": Field(int, 4, 128),
     "attr.samples": Field(int, 4, 200),
-    "attr.compare": Field(str, choices=lambda: ("", *METHODS)),
-    "attr.baseline": Field(str, choices=lambda: BASELINES),
+    "attr.compare": Field(str, choices=lambda: ("", *_methods())),
+    "attr.baseline": Field(str, choices=_baselines),
     "attr.contrast_step": Field(int, 0, 511),
     "whatif.step": Field(int, 0, 511),
     "whatif.cstep": Field(int, 0, 511),
     "whatif.estep": Field(int, 0, 511),
     "whatif.escale": Field(float, 0.0, 3.0),
-    "eval.sanity_method": Field(str, choices=lambda: [m for m in METHODS if m != "deeplift"]),
+    "eval.sanity_method": Field(str, choices=lambda: [m for m in _methods() if m != "deeplift"]),
 }
 
 

@@ -15,9 +15,7 @@ from common.limits import limit
 from common.paths import checkpoint_roots
 from explain.deadline import ComputationTimeout
 from explain.types import Translation
-from models.adapter import Decoding, InputError
-from models.loading import CheckpointError
-from models.pretrained import PretrainedModelError
+from models.decoding import CheckpointError, Decoding, InputError, PretrainedModelError
 from models.registry import ModelSpec, pretrained_spec
 from ui import cache
 from ui import state as ui_state
