@@ -98,7 +98,11 @@ name = f"lantern-{raw.model}-{raw.method}"
 e1, e2, e3 = st.columns(3)
 e1.download_button("Scores as CSV", export.to_csv(attr), f"{name}.csv", "text/csv", key="attr.csv")
 e2.download_button("Scores as JSON", export.to_json(attr), f"{name}.json", "application/json", key="attr.json")
-e3.download_button(
-    "Figure as HTML", fig.to_html(include_plotlyjs=True, full_html=True), f"{name}.html", "text/html", key="attr.html"
+e3.download_button(  # built on click (plotly.js inside: 3.5 MB)
+    "Figure as HTML",
+    lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+    f"{name}.html",
+    "text/html",
+    key="attr.html",
 )
 st.caption("PNG or SVG: the camera button above each chart saves it in the format chosen under Settings.")

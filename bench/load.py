@@ -9,7 +9,9 @@ same explanation in this process: sessions must not change each other's numbers.
 requests per second, the median and 95th-percentile page latency, the largest difference from the lone
 runs, and the server's resident memory (models and caches are capped, so it must level off).
 ``--isolate`` pins the server to the upper half of the cores and this process and its browsers to the lower
-half (``sched_setaffinity``, as ``taskset`` does), so the table measures the app rather than the browsers.
+half (``sched_setaffinity``, as ``taskset`` does). ``--client protocol`` replaces the browsers with Streamlit's
+own WebSocket protocol (bench/protocol.py): a page's time is then the app's (run, send, fetch the CSV), not
+Chromium's drawing, which on a 2-core machine is most of the work. ``--warm`` runs one session first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.attribution import machine
+from bench.protocol import fetch, run_page
 from explain.attribution import attribute
 from explain.generation import translate
 from models.adapter import Decoding
@@ -65,15 +68,44 @@ async def session(browser, url: str, text: str) -> tuple[list[float], np.ndarray
     async with page.expect_download() as info:
         await page.get_by_role("button", name="Scores as CSV").click()
     download = await info.value
-    rows = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text(encoding="utf-8"))))
+    scores = scores_from_csv(Path(await download.path()).read_text(encoding="utf-8"))
+    await ctx.close()
+    return latencies, scores
+
+
+def scores_from_csv(text: str) -> np.ndarray:
+    """The source-side scores [steps, positions] of an exported attribution CSV."""
+    rows = list(csv.DictReader(io.StringIO(text)))
     n_t = 1 + max(int(r["step"]) for r in rows)
     n_s = 1 + max(int(r["position"]) for r in rows if r["side"] == "source")
     scores = np.zeros((n_t, n_s))
     for r in rows:
         if r["side"] == "source":
             scores[int(r["step"]), int(r["position"])] = float(r["score"])
-    await ctx.close()
-    return latencies, scores
+    return scores
+
+
+async def protocol_session(url: str, text: str) -> tuple[list[float], np.ndarray]:
+    """The same user through Streamlit's own protocol (bench/protocol.py): no browser drawing the pages."""
+    query = {"model": MODEL, "src": text, "attr.method": "input_x_gradient"}
+    latencies, csv_path = [], None
+    for page in ("translate", "attention", "attributions"):
+        run = await run_page(url, page, query)
+        if run.exceptions:
+            raise RuntimeError(f"{page}: {run.exceptions}")
+        latencies.append(run.seconds)
+        csv_path = run.downloads.get("Scores as CSV", csv_path)
+    if csv_path is None:
+        raise RuntimeError("the Attributions page offered no CSV")
+    data = await asyncio.to_thread(fetch, url, csv_path)
+    return latencies, scores_from_csv(data.decode("utf-8"))
+
+
+async def protocol_wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.ndarray]]:
+    start = time.perf_counter()
+    results = await asyncio.gather(*(protocol_session(url, t) for t in texts))
+    wall = time.perf_counter() - start
+    return wall, [x for lat, _ in results for x in lat], [s for _, s in results]
 
 
 async def wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.ndarray]]:
@@ -91,7 +123,14 @@ async def wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", default="1,4,16")
-    ap.add_argument("--isolate", action="store_true", help="server and browsers on separate cores")
+    ap.add_argument("--isolate", action="store_true", help="server and clients on separate cores")
+    ap.add_argument(
+        "--client",
+        choices=("browser", "protocol"),
+        default="browser",
+        help="headless Chromium (default), or Streamlit's WebSocket protocol without a browser (bench/protocol.py)",
+    )
+    ap.add_argument("--warm", action="store_true", help="one untimed session first (imports, model loading)")
     args = ap.parse_args()
     server_cores = None
     if args.isolate:
@@ -105,23 +144,28 @@ def main() -> None:
     texts = [p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test if 8 <= len(p.src) <= 20][: max(waves)]
     lm = load_model(MODEL)
     lone = {t: attribute(lm, translate(lm, t, Decoding()), "input_x_gradient").scores for t in texts}
+    clients = "headless Chromium" if args.client == "browser" else "protocol clients (no browser)"
     placement = (
-        f"server on cores {sorted(server_cores)}, browsers on {sorted(os.sched_getaffinity(0))}"
+        f"server on cores {sorted(server_cores)}, {clients} on {sorted(os.sched_getaffinity(0))}"
         if server_cores
-        else "server and browsers share every core"
+        else f"server and {clients} share every core"
     )
+    warm = "; one untimed session first" if args.warm else "; the first session also pays the cold start"
     print(
         f"app: `streamlit run app.py`, model {MODEL}, sessions Translate -> Attention -> Attributions "
-        f"(input x gradient) on different Tatoeba test sentences; {placement}; {machine()}\n"
+        f"(input x gradient) on different Tatoeba test sentences; {placement}{warm}; {machine()}\n"
     )
     print(
         "| sessions | pages | wall s | pages/s | median page s | p95 page s | max abs diff vs lone run "
         "| server RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    run_wave = protocol_wave if args.client == "protocol" else wave
     with running_app_process(cores=server_cores) as (url, pid):
+        if args.warm:
+            asyncio.run(run_wave(url, texts[-1:]))
         for n in waves:
-            wall, latencies, scores = asyncio.run(wave(url, texts[:n]))
+            wall, latencies, scores = asyncio.run(run_wave(url, texts[:n]))
             diff = max(float(np.abs(s - lone[t]).max()) for s, t in zip(scores, texts[:n], strict=True))
             q = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
             print(

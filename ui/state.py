@@ -158,9 +158,11 @@ def chart(fig: go.Figure, key: str) -> None:
     st.session_state.setdefault("_charts", {})[key] = fig
 
 
-def charts_html() -> str:
-    """Every chart of the page in one self-contained HTML file (plotly.js included once, works offline)."""
-    figs = list(st.session_state.get("_charts", {}).values())
+def charts_html(figs: list[go.Figure] | None = None) -> str:
+    """Every chart of the page (``figs``, default: the charts drawn in this run) in one self-contained HTML file
+    (plotly.js included once, works offline)."""
+    if figs is None:
+        figs = list(st.session_state.get("_charts", {}).values())
     parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(figs)]
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Lantern</title></head><body>"

@@ -213,9 +213,10 @@ def session_sidebar() -> None:
     with st.sidebar.expander("Session: link, save, load, export"):
         st.radio("Chart download format (camera button)", ["png", "svg"], horizontal=True, key="figfmt")
         if st.session_state.get("_charts"):
-            st.download_button(
+            figs = list(st.session_state["_charts"].values())
+            st.download_button(  # built on click: plotly.js makes each copy 3.5 MB, too much for every page run
                 "This page's charts (HTML)",
-                ui_state.charts_html(),
+                lambda: ui_state.charts_html(figs),
                 "lantern-charts.html",
                 "text/html",
                 key="session.charts",
