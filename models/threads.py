@@ -40,6 +40,7 @@ R = TypeVar("R")
 ENV = "LANTERN_THREADS"
 SAMPLE_SECONDS = 0.1  # a sample reads /proc/stat and each thread's stat: ~1 % of a core in the server
 WINDOW = 10  # samples averaged: the last second
+IDLE_SECONDS = 5.0  # the sampler stops this long after the last computation ended
 
 
 def usable_cores() -> int:
@@ -132,6 +133,8 @@ class ThreadPolicy:
         self._lock = threading.Lock()
         self._local = threading.local()  # per thread: slot depth, the count applied in this thread
         self._monitor: threading.Thread | None = None
+        self._busy = threading.Event()  # set while computations run (and IDLE_SECONDS after): the sampler runs
+        self._last_end = 0.0
 
     @property
     def others(self) -> float:
@@ -158,15 +161,25 @@ class ThreadPolicy:
             self._apply_here()
 
     def _sample_forever(self) -> None:
+        """Sample while computations run and for a few seconds after; sleep while the process is idle."""
         while True:
+            self._busy.wait()
             time.sleep(SAMPLE_SECONDS)
             value = self.sampler()
             with self._lock:
                 self.samples.append(value)
+                if not self.in_flight and time.monotonic() - self._last_end > IDLE_SECONDS:
+                    self._busy.clear()
+                    self.samples.clear()  # stale by the next computation, which starts a new window
 
     def _start_monitor(self) -> None:
-        if self._monitor is None and not self.fixed:
+        """(Under the lock.) A computation starts: sample now when there is no recent history, keep sampling."""
+        if self.fixed:
+            return
+        if not self.samples:
             self.samples.append(self.sampler())  # the first computation need not wait for a second of history
+        self._busy.set()
+        if self._monitor is None:
             self._monitor = threading.Thread(target=self._sample_forever, name="lantern-threads", daemon=True)
             self._monitor.start()
 
@@ -186,6 +199,7 @@ class ThreadPolicy:
                 if not depth:
                     with self._lock:
                         self.in_flight -= 1
+                        self._last_end = time.monotonic()
         finally:
             self._local.depth = depth
 

@@ -195,3 +195,20 @@ def test_lantern_computations_run_under_the_policy(tokenizers):
         threads._policy = saved
     assert seen and set(seen) == {1}  # applied while exactly one computation was in flight
     assert policy.in_flight == 0
+
+
+def test_the_sampler_sleeps_while_nothing_runs(monkeypatch):
+    monkeypatch.setattr(threads, "IDLE_SECONDS", 0.2)
+    calls = []
+    policy = ThreadPolicy(cores=2, sampler=lambda: calls.append(1) or 0.0, apply=lambda n: None)
+    with policy.slot():
+        time.sleep(0.35)
+    assert len(calls) >= 3  # sampling while the computation runs
+    time.sleep(0.6)  # idle: the sampler stops after IDLE_SECONDS
+    settled = len(calls)
+    time.sleep(0.5)
+    assert len(calls) == settled and not policy.samples
+    with policy.slot():  # the next computation starts a fresh window at once
+        assert len(policy.samples) == 1
+        time.sleep(0.3)
+    assert len(calls) > settled + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -96,14 +97,16 @@ def _results() -> _LRU:
 def _cached(key: tuple, compute: Callable[[], Any]) -> Any:
     """``compute()`` once per key. Not ``st.cache_data``: the computations update a progress bar while they run
     (which also stops them when their session ends or reruns), and Streamlit cannot replay element calls made
-    inside a cached function on a later cache hit. Freed memory goes back to the system afterwards."""
+    inside a cached function on a later cache hit. Freed memory goes back to the system afterwards (after a
+    computation of over a second with a full garbage collection, whose ~0.2 s is then a small share)."""
     store = _results()
     found = store.get(key)
     if found is None:
+        start = time.monotonic()
         try:
             found = compute()
         finally:
-            release_memory()
+            release_memory(full=time.monotonic() - start > 1.0)
         store.put(key, found)
     return found
 
