@@ -186,6 +186,9 @@ def main() -> None:
         default="",
         help="comma-separated sections to skip: start,latency,translation,vs,train,threads,concurrency,load",
     )
+    ap.add_argument(
+        "--out", type=Path, default=REPO / "bench" / "results.md", help="where to write (default bench/results.md)"
+    )
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     peak = matmul_peak()
@@ -236,7 +239,7 @@ def main() -> None:
         out += ["## Many users at once", "", *sub(["bench.load", "--isolate"]), ""]
     text = "\n".join(out)
     print(text)
-    (REPO / "bench" / "results.md").write_text(text + "\n", encoding="utf-8")
+    args.out.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

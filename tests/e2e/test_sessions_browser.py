@@ -3,6 +3,7 @@ folder loads from the sidebar; no page asks anything of a host other than the La
 
 import json
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -36,6 +37,20 @@ def output_text(page) -> str:
     return box.locator("p", has_text=re.compile(r"^Output:")).first.inner_text()
 
 
+def settled_charts(page, quiet: float = 2.0, timeout: float = 60.0) -> int:
+    """The number of charts once no new one has appeared for ``quiet`` seconds: Plotly draws each chart after the
+    run's messages arrive (and loads its library first), so a count taken as the run ends may be short."""
+    last, since, end = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < end:
+        n = page.locator(".js-plotly-plot").count()
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return n
+        page.wait_for_timeout(200)
+    return last
+
+
 def type_source(page, text: str) -> None:
     """Type a sentence and wait for the run it starts to finish (its last act writes the text into the link)."""
     box = page.get_by_role("textbox", name="Source text")
@@ -62,7 +77,7 @@ def test_a_session_saved_on_each_page_loads_back_with_the_same_outputs(page, app
     idle(page)
     if title in SIDEBAR_PAGES:
         type_source(page, "他喜欢狗。")
-        shown, charts = output_text(page), page.locator(".js-plotly-plot").count()
+        shown, charts = output_text(page), settled_charts(page)
     with page.expect_download() as download:
         session_panel(page).get_by_role("button", name="Save the session (JSON)").click()
     saved = tmp_path / "session.json"
