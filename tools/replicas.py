@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from tools.browser import REPO, _healthy, free_port
+from tools.browser import REPO, _healthy, free_port, streamlit_command
 
 COOKIE = "LANTERN_REPLICA"
 
@@ -126,19 +126,8 @@ def running_replicas(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lantern-replicas-")))
         procs = []
         for i, (p, cores) in enumerate(zip(ports, shares, strict=True), start=1):
-            cmd = [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless=true",
-                f"--server.port={p}",
-                "--server.address=127.0.0.1",
-                "--browser.gatherUsageStats=false",
-            ]
             log = stack.enter_context(open(workdir / f"r{i}.log", "w+"))
-            procs.append(_start(cmd, base, log, cores))
+            procs.append(_start(streamlit_command(p), base, log, cores))
             stack.callback(_stop, procs[-1])
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         url = f"http://{address}:{port}"
