@@ -3,7 +3,7 @@
 torch's default (one thread per core) is the fastest choice on an idle machine and a bad one on a shared
 machine: intra-op threads wait at every barrier for a thread whose core another process holds. Measured on a
 2-core AMD EPYC with one competing CPU-bound process (bench/threads.md), two threads made integrated gradients
-2.5x and greedy translation 3.9x slower than one thread. The policy:
+2.2x and greedy translation 4.8x slower than one thread. The policy:
 
     threads = max(1, floor((cores - others) / in_flight + 0.2)), at most ``cores``
 
