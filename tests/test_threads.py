@@ -144,18 +144,20 @@ def test_usable_cores_follow_the_affinity_mask():
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc")
 def test_other_processes_are_counted_and_own_threads_are_not():
-    def mean_others(seconds: float = 0.6) -> float:
+    def samples(fn, seconds: float = 0.5) -> list[float]:
         values, end = [], time.monotonic() + seconds
         while time.monotonic() < end:
-            values.append(threads.others_running())
+            values.append(fn())
             time.sleep(0.01)
-        return sum(values) / len(values)
+        return values
 
-    baseline = mean_others()
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
-        assert mean_others() >= baseline + 0.7  # a CPU-bound process is runnable all the time
+        # a CPU-bound process is runnable at every instant, whatever else the machine runs (a sample may still
+        # miss it: /proc/stat and this process's threads are read one after the other)
+        seen = samples(threads.others_running)
+        assert sum(v >= 1 for v in seen) >= 0.8 * len(seen), seen
     finally:
         busy.kill()
         busy.wait()
@@ -168,8 +170,9 @@ def test_other_processes_are_counted_and_own_threads_are_not():
 
     worker = threading.Thread(target=spin)
     worker.start()
-    try:
-        assert mean_others() < baseline + 0.5
+    try:  # the spinning thread and the reading one are this process's: counted as its own, not as others
+        own = sorted(samples(threads._own_running))
+        assert own[len(own) // 2] >= 2, own
     finally:
         stop.set()
         worker.join()
