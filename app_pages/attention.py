@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from explain.attention_views import KIND_LABELS, attention_stack, attention_view
+from explain.focus import focus_columns
 from ui import cache
 from ui.controls import attention_controls
 from ui.state import chart, stop_page
@@ -35,15 +36,18 @@ if maps.cross is None and maps.decoder_self is None:
 c = attention_controls(maps, inputs.spec)
 x_title, y_title = AXES[c.kind]
 
+focused = maps.src_span is not None and not inputs.whole_prompt
 if c.grid:
     stack, cols, rows = attention_stack(maps, c.kind)
+    if focused and c.kind == "causal":
+        stack, cols, _ = focus_columns(stack, cols, maps.src_span, len(maps.src_tokens))
     chart(attention_grid(stack, cols, rows, c.grid_layers), "attn.grid_chart")
     st.caption(
         "Each panel is one head of one layer; rows and columns as in the single map. Hover for tokens and weights."
     )
     stop_page()
 
-weights, cols, rows = attention_view(maps, c.kind, c.layer, c.head, c.words)
+weights, cols, rows = attention_view(maps, c.kind, c.layer, c.head, c.words, whole_prompt=not focused)
 chart(token_heatmap(weights, cols, rows, x_title=x_title, y_title=y_title), "attn.heatmap")
 st.caption(
     f"{KIND_LABELS[c.kind].capitalize()}. Each row sums to 1: how the row's position spread its attention over the "
@@ -51,6 +55,14 @@ st.caption(
     "representations back to input tokens. Attention shows where the model looked, not why it chose a word: "
     "compare with the Attributions page."
 )
+if focused:
+    hidden = 1 - weights.sum(1)
+    st.caption(
+        f"Only your sentence's tokens and the output are shown: the rest of the few-shot prompt got "
+        f"{hidden.mean():.0%} of the attention on average (up to {hidden.max():.0%} for one output token; "
+        "the first token of a sequence often collects attention that goes nowhere in particular). "
+        "Choose “the whole prompt” in the sidebar to see every column."
+    )
 if maps.n_layers == 1 and maps.n_heads == 1:
     st.caption("This model has a single attention (one layer, one head): the LSTM's additive attention.")
 
@@ -69,7 +81,7 @@ if c.compare is not None:
     other_maps = run_or_explain(cache.run_attention, c.compare, inputs.text, inputs.decoding)
     for col, spec, t, m in ((left, inputs.spec, tr, maps), (right, c.compare, other_tr, other_maps)):
         kind = "cross" if m.cross is not None else "causal"
-        w, xs, ys = attention_view(m, kind, "mean", "mean", c.words)
+        w, xs, ys = attention_view(m, kind, "mean", "mean", c.words, whole_prompt=inputs.whole_prompt)
         col.markdown(f"**{md_escape(spec.title)}**  \n{md_escape(t.text)}")
         with col:
             chart(token_heatmap(w, xs, ys, x_title=AXES[kind][0], y_title="output"), f"attn.cmp.{spec.name}")

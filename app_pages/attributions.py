@@ -7,7 +7,9 @@ from explain import export
 from explain.aggregate import merge_subwords
 from explain.attribution import forward_passes
 from explain.compare import rank_agreement
+from explain.focus import focus_attribution, hidden_share
 from explain.methods import METHODS
+from explain.types import Attribution
 from ui import cache
 from ui.controls import attribution_controls
 from ui.state import chart, stop_page
@@ -32,7 +34,7 @@ st.caption(
     "How much each input token contributed to each output token, measured by changing the input (gradients "
     "or perturbations) rather than by reading attention. Red pushed the model toward its output token, blue away."
 )
-c = attribution_controls(tr, decoder_only=inputs.spec.task == "generate")
+c = attribution_controls(tr, decoder_only=inputs.spec.decoder_only)
 
 runs = [c.method] + ([c.compare] if c.compare else [])
 n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
@@ -50,7 +52,16 @@ bar.done()
 
 raw = results[0]
 remember(attribution=json.loads(export.to_json(raw)))
-attr = merge_subwords(raw, c.word_agg) if c.word_agg else raw
+
+
+def shown(result: Attribution) -> Attribution:
+    """What the charts draw: the sentence's tokens of a prompt (unless the whole prompt is asked for), words."""
+    if not inputs.whole_prompt:
+        result = focus_attribution(result)
+    return merge_subwords(result, c.word_agg) if c.word_agg else result
+
+
+attr = shown(raw)
 fig = attribution_heatmap(attr)
 chart(fig, "attr.heatmap")
 if raw.delta is not None:
@@ -68,6 +79,14 @@ if raw.delta is not None:
             f"Completeness check: scores add up to the change of each score within {np.abs(raw.delta).max():.4f}."
         )
 
+if raw.src_span is not None and not inputs.whole_prompt:
+    share = hidden_share(raw)
+    st.caption(
+        f"Your sentence's tokens are shown; the rest of the few-shot prompt holds {share.mean():.0%} of the absolute "
+        f"source attribution on average (up to {share.max():.0%} for one output token). Choose “the whole prompt” "
+        "in the sidebar to see it."
+    )
+
 row = st.selectbox(
     "Explain output token",
     range(len(attr.tgt_tokens)),
@@ -79,7 +98,7 @@ st.subheader("How sure the model was at each step")
 chart(step_confidence(raw.tgt_tokens, raw.step_logprobs, raw.step_entropy), "attr.confidence")
 
 if c.compare:
-    other = merge_subwords(results[1], c.word_agg) if c.word_agg else results[1]
+    other = shown(results[1])
     st.subheader(f"{METHODS[c.method].title} and {METHODS[c.compare].title} side by side")
     left, right = st.columns(2)
     with left:

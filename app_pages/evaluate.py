@@ -7,6 +7,7 @@ from explain.attention_views import attention_view
 from explain.attribution import forward_passes
 from explain.confidence import attention_confidence
 from explain.faithfulness import FRACTIONS, masks_needed
+from explain.focus import focus_attribution
 from explain.methods import METHODS
 from explain.sanity import randomisation_passes
 from ui import cache
@@ -55,7 +56,7 @@ with tab_sentence:
         refuse=None,  # forward passes only, batched: the time limit bounds them
     )
     if runs:
-        baseline = "unk" if inputs.spec.task == "generate" else "pad"
+        baseline = "unk" if inputs.spec.decoder_only else "pad"
         bar = ProgressBar("Removing and keeping tokens for every output token…", passes, "eval")
         results = {}
         for i, m in enumerate(methods):
@@ -124,10 +125,14 @@ with tab_sanity:
         left, right = st.columns(2)
         left.markdown("**Trained model**")
         with left:
-            chart(attribution_heatmap(original), "eval.sanity_before")
+            chart(
+                attribution_heatmap(original if inputs.whole_prompt else focus_attribution(original)),
+                "eval.sanity_before",
+            )
         right.markdown("**All blocks randomised**")
         with right:
-            chart(attribution_heatmap(steps[-1].attribution), "eval.sanity_after")
+            last = steps[-1].attribution
+            chart(attribution_heatmap(last if inputs.whole_prompt else focus_attribution(last)), "eval.sanity_after")
 
 with tab_dataset:
     runs = cache.evaluation_runs()

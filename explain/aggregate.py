@@ -115,4 +115,13 @@ def merge_subwords(attr: Attribution, how: str = "sum", targets: bool = True) ->
         step_entropy=ent,
         delta=delta,
         params=(*attr.params, ("granularity", f"word/{how}")),
+        src_span=_word_span(src_spans, attr.src_span),
     )
+
+
+def _word_span(spans: list[tuple[int, int]], span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """A token span as a span of the words that overlap it."""
+    if span is None:
+        return None
+    inside = [i for i, (a, b) in enumerate(spans) if a < span[1] and b > span[0]]
+    return (inside[0], inside[-1] + 1) if inside else None

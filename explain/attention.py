@@ -57,4 +57,5 @@ def extract_attention(
         encoder_self=encoder_self,
         decoder_self=decoder_self,
         prefix_tokens=prefix,
+        src_span=translation.src_span,
     )

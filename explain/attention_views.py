@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from explain.aggregate import word_spans, word_text
+from explain.focus import focus_columns
 from explain.types import AttentionMaps
 
 HEAD_AGGREGATIONS = ("mean", "max")
@@ -102,9 +103,18 @@ def attention_stack(maps: AttentionMaps, kind: str) -> tuple[np.ndarray, tuple[s
 
 
 def attention_view(
-    maps: AttentionMaps, kind: str, layer: int | str = "mean", head: int | str = "mean", words: bool = False
+    maps: AttentionMaps,
+    kind: str,
+    layer: int | str = "mean",
+    head: int | str = "mean",
+    words: bool = False,
+    whole_prompt: bool = True,
 ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
-    """One map to draw: (weights [rows, cols], column tokens, row tokens); rows sum to 1."""
+    """One map to draw: (weights [rows, cols], column tokens, row tokens); rows sum to 1.
+
+    ``whole_prompt=False``: of a prompted model's prompt, only the source text's columns (``maps.src_span``) and
+    the output's are kept (``explain.focus.focus_columns``); rows then sum to 1 minus what the rest of the prompt
+    got."""
     if kind == "rollout":
         weights, cols, rows = cross_rollout(maps), maps.src_tokens, maps.tgt_tokens
     elif kind == "causal_rollout":
@@ -114,6 +124,8 @@ def attention_view(
     else:
         stack, cols, rows = attention_stack(maps, kind)
         weights = select(stack, layer, head)
+    if not whole_prompt and kind in ("causal", "causal_rollout"):
+        weights, cols, _ = focus_columns(weights, cols, maps.src_span, len(maps.src_tokens))
     if words:
         weights, rows, cols = merge_attention_words(weights, rows, cols)
     return weights, cols, rows

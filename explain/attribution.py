@@ -156,4 +156,5 @@ def attribute(
         contrast=note,
         params=params,
         signed=m.signed,
+        src_span=translation.src_span,
     )

@@ -33,6 +33,14 @@ def _array(values: object) -> np.ndarray | None:
     return None if values is None else np.asarray(values, dtype=np.float32)
 
 
+def _span(value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+        raise ValueError(f"src_span must be two token positions, not {value!r}")
+    return int(value[0]), int(value[1])
+
+
 def to_json(attr: Attribution) -> str:
     data = {
         "format": "lantern-attribution",
@@ -52,6 +60,7 @@ def to_json(attr: Attribution) -> str:
         "steps": list(attr.steps),
         "params": dict(attr.params),
         "signed": attr.signed,
+        "src_span": None if attr.src_span is None else list(attr.src_span),
     }
     return json.dumps(data, ensure_ascii=False)
 
@@ -82,6 +91,7 @@ def from_json(text: str) -> Attribution:
         steps=tuple(data["steps"]),
         params=tuple(data["params"].items()),
         signed=bool(data.get("signed", True)),
+        src_span=_span(data.get("src_span")),
     )
 
 
@@ -90,7 +100,8 @@ def to_csv(attr: Attribution) -> str:
     frame = attr.to_pandas()
     frame["delta"] = frame["delta"].map(lambda v: "" if np.isnan(v) else f"{v:.9g}")
     frame["params"] = json.dumps(
-        {**dict(attr.params), "_steps": list(attr.steps), "_signed": attr.signed}, ensure_ascii=False
+        {**dict(attr.params), "_steps": list(attr.steps), "_signed": attr.signed, "_src_span": attr.src_span},
+        ensure_ascii=False,
     )
     return frame[CSV_COLUMNS].to_csv(index=False, float_format="%.9g", lineterminator="\r\n")
 
@@ -127,5 +138,6 @@ def from_csv(text: str) -> Attribution:
         delta=None if np.isnan(delta).all() else delta.astype(np.float32),
         steps=tuple(params.pop("_steps", ())),
         signed=bool(params.pop("_signed", True)),
+        src_span=_span(params.pop("_src_span", None)),
         params=tuple(params.items()),
     )

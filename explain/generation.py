@@ -44,10 +44,7 @@ def force_translation(
         cleaned = clean_text(check_length(output, "output to score"))
         if not cleaned:
             raise InputError("the output to score is empty")
-        tgt_ids = lm.tgt_tokenizer(cleaned, add_special_tokens=lm.is_seq2seq()).input_ids
-        eos = lm.tgt_tokenizer.eos_token_id
-        if not tgt_ids or tgt_ids[-1] != eos:  # score the end of the sentence too
-            tgt_ids = [*tgt_ids, eos]
+        tgt_ids = lm.output_ids(cleaned)  # ends with EOS (or a prompted model's line end): scored too
     if len(tgt_ids) > MAX_OUTPUT_TOKENS:
         raise InputError(f"the output to score has {len(tgt_ids):,} tokens; Lantern scores up to {MAX_OUTPUT_TOKENS}")
     return _describe(lm, src, tgt_ids, "forced", top_k)
@@ -84,4 +81,5 @@ def _describe(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], decodin
         n_src_tokens=src.n_tokens,
         n_kept_tokens=src.kept_tokens,
         alt_ids=tuple(tuple(row) for row in top.indices.tolist()),
+        src_span=src.span,
     )

@@ -199,6 +199,8 @@ class Objective:
         kwargs = {}
         if steps is not None and self._keeps_logits:
             kwargs["logits_to_keep"] = (steps + offset)[:, None]
+        elif steps is None and offset and self._keeps_logits:  # the output's positions, not the prompt's
+            kwargs["logits_to_keep"] = dec.shape[1] + 1
         if not self.lm.is_seq2seq():  # one embedding call over prompt + target prefix
             ids = torch.cat([self.src_ids, dec_ids]).expand(b, -1)
             with self.lm.lock, embeddings_replaced(self.src_module, None, torch.cat([src, dec], 1), None):
@@ -213,7 +215,7 @@ class Objective:
                 ).logits
         if steps is not None and not self._keeps_logits:
             logits = logits.gather(1, (steps + offset)[:, None, None].expand(-1, 1, logits.shape[-1]))
-        elif steps is None and offset:
+        elif steps is None and offset and not self._keeps_logits:
             logits = logits[:, offset:]
         return logits.float().log_softmax(-1)
 

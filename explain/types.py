@@ -48,6 +48,9 @@ class Translation(_ShowsInNotebooks):
     n_src_tokens: int = 0  # tokens of the input text before truncation
     n_kept_tokens: int = 0  # tokens of the input text the model read
     alt_ids: tuple[tuple[int, ...], ...] = ()  # [tgt][k] ids of alt_tokens
+    # a prompted model (few-shot translation): src_tokens[a:b] are the source text's own tokens, the rest is the
+    # prompt around them (see explain.focus); None: every source token is the text's
+    src_span: tuple[int, int] | None = None
 
     @property
     def truncated(self) -> bool:
@@ -88,6 +91,7 @@ class AttentionMaps(_ShowsInNotebooks):
     decoder_self: np.ndarray | None = None  # [layers, heads, tgt, tgt]; lower-triangular
     # decoder-only: [layers, heads, src + tgt - 1, src + tgt - 1] over prompt and prefix
     prefix_tokens: tuple[str, ...] = ()  # decoder inputs (keys of decoder self-attention)
+    src_span: tuple[int, int] | None = None  # the source text's own tokens inside a prompt (Translation.src_span)
 
     def __post_init__(self) -> None:
         if self.cross is not None and self.cross.shape[-2:] != (len(self.tgt_tokens), len(self.src_tokens)):
@@ -166,6 +170,7 @@ class Attribution(_ShowsInNotebooks):
     contrast: str = ""  # what the chosen tokens were contrasted with
     params: tuple[tuple[str, object], ...] = ()  # method settings, e.g. (("n_steps", 32),)
     signed: bool = True  # scores can be negative (drawn on a diverging scale); False for magnitudes
+    src_span: tuple[int, int] | None = None  # the source text's own tokens inside a prompt (Translation.src_span)
 
     def __post_init__(self) -> None:
         if self.scores.shape != (len(self.tgt_tokens), len(self.src_tokens)):

@@ -9,6 +9,7 @@ app sessions and never mutated: no hooks left behind, no swapped modules, eval m
 
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from common.text import clean_text
 from models.decoding import Decoding, InputError, check_length
+from models.prompting import FewShot
 from models.threads import under_policy
 
 
@@ -30,6 +32,7 @@ class SourceEncoding:
     n_tokens: int  # tokens of the text before truncation
     unknown: tuple[str, ...]  # source substrings mapped to the unknown token
     kept_tokens: int = 0  # tokens of the text kept after truncation
+    span: tuple[int, int] | None = None  # ids[span[0]:span[1]] are the text's own tokens inside a prompt template
 
     @property
     def truncated(self) -> bool:
@@ -43,6 +46,8 @@ class LanternModel:
     ``lock`` serialises every forward pass: explanation code may hook the embedding modules for
     the duration of one call, and no other session's pass may run while such a hook is in place.
     ``chat``: wrap a decoder-only model's input in its chat template.
+    ``template``: a base decoder-only model prompted to translate (``models.prompting``): the source text goes
+    into the few-shot prompt, and an output ends at the end of its line (``stop_ids``) instead of at EOS.
     """
 
     name: str
@@ -52,6 +57,27 @@ class LanternModel:
     max_source_tokens: int = 128
     chat: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    template: FewShot | None = None
+    stop_ids: tuple[int, ...] = ()  # ids that end an output besides EOS (a prompted model's line breaks)
+
+    @property
+    def end_id(self) -> int:
+        """The id an output ends with: EOS, or for a prompted model the blank line that ends a pair."""
+        if self.template is not None:
+            ids = self.tgt_tokenizer(self.template.end, add_special_tokens=False).input_ids
+            if len(ids) == 1:
+                return ids[0]
+        return self.tgt_tokenizer.eos_token_id
+
+    def stops(self) -> list[int]:
+        """Every id that ends generation."""
+        return list(dict.fromkeys([self.tgt_tokenizer.eos_token_id, self.end_id, *self.stop_ids]))
+
+    def _cut(self, ids: list[int]) -> list[int]:
+        """``ids`` up to and including the first id that ends an output."""
+        stops = set(self.stops())
+        end = next((i for i, t in enumerate(ids) if t in stops), None)
+        return ids if end is None else ids[: end + 1]
 
     @property
     def device(self) -> torch.device:
@@ -99,6 +125,8 @@ class LanternModel:
             return SourceEncoding(cleaned, kept, len(ids), unknown, len(kept))
         if len(kept) < len(ids):
             cleaned = tok.decode(kept)
+        if self.template is not None:
+            return self._prompted(cleaned, len(ids), unknown, len(kept))
         if self.chat:
             messages = [{"role": "user", "content": cleaned}]
             templated = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
@@ -106,6 +134,23 @@ class LanternModel:
         else:
             kept_ids = kept
         return SourceEncoding(cleaned, kept_ids, len(ids), unknown, len(kept))
+
+    def _prompted(self, text: str, n_tokens: int, unknown: tuple[str, ...], kept: int) -> SourceEncoding:
+        """The few-shot prompt around ``text``, tokenized as one string (as the model reads it), and the tokens
+        that overlap ``text``'s characters."""
+        prompt, first, end = self.template.render(text)
+        enc = self.src_tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=True)
+        inside = [i for i, (s, e) in enumerate(enc.offset_mapping) if e > s and s < end and e > first]
+        span = (inside[0], inside[-1] + 1) if inside else None
+        return SourceEncoding(text, list(enc.input_ids), n_tokens, unknown, kept, span)
+
+    def output_ids(self, text: str) -> list[int]:
+        """An output text as the model would write it, ending with the id that ends an output."""
+        prefix = self.template.output_prefix if self.template is not None else ""
+        ids = list(self.tgt_tokenizer(prefix + text, add_special_tokens=self.is_seq2seq()).input_ids)
+        if not ids or ids[-1] != self.end_id:
+            ids.append(self.end_id)
+        return ids
 
     def _batch(self, ids: list[int]) -> dict[str, torch.Tensor]:
         input_ids = torch.tensor([ids], device=self.device)
@@ -119,8 +164,8 @@ class LanternModel:
         """
         eos = self.tgt_tokenizer.eos_token_id
         prefix = list(prefix or [])
-        if eos in prefix:
-            return prefix[: prefix.index(eos) + 1]
+        if set(prefix) & set(self.stops()):
+            return self._cut(prefix)
         if len(prefix) >= decoding.max_new_tokens:
             return prefix[: decoding.max_new_tokens]
         batch = self._batch(src_ids + ([] if self.is_seq2seq() else prefix))
@@ -132,10 +177,12 @@ class LanternModel:
         with torch.no_grad(), self.lock:
             if decoding.do_sample:
                 torch.manual_seed(decoding.seed)  # under the lock: the same seed gives the same sample
-            out = self.model.generate(**batch, pad_token_id=self.tgt_tokenizer.pad_token_id or eos, **kwargs)
+            out = self.model.generate(
+                **batch, pad_token_id=self.tgt_tokenizer.pad_token_id or eos, eos_token_id=self.stops(), **kwargs
+            )
         out = out[0].tolist()
         out = out[1:] if self.is_seq2seq() else out[len(src_ids) :]
-        return out[: out.index(eos) + 1] if eos in out else out
+        return self._cut(out)
 
     @under_policy
     def generate_nbest(self, src_ids: list[int], decoding: Decoding, n: int) -> list[tuple[list[int], float]]:
@@ -151,6 +198,7 @@ class LanternModel:
             out = self.model.generate(
                 **self._batch(src_ids),
                 pad_token_id=self.tgt_tokenizer.pad_token_id or eos,
+                eos_token_id=self.stops(),
                 output_scores=True,
                 return_dict_in_generate=True,
                 **kwargs,
@@ -158,7 +206,8 @@ class LanternModel:
         result = []
         for seq, score in zip(out.sequences.tolist(), out.sequences_scores.tolist(), strict=True):
             seq = seq[1:] if self.is_seq2seq() else seq[len(src_ids) :]
-            seq = seq[: seq.index(eos) + 1] if eos in seq else [t for t in seq if t != self.tgt_tokenizer.pad_token_id]
+            ended = set(seq) & set(self.stops())
+            seq = self._cut(seq) if ended else [t for t in seq if t != self.tgt_tokenizer.pad_token_id]
             result.append((seq, float(score)))
         return result
 
@@ -177,9 +226,16 @@ class LanternModel:
                     output_attentions=output_attentions,
                     return_dict=True,
                 )
-            out = self.model(**self._batch([*src_ids, *dec]), output_attentions=output_attentions, return_dict=True)
-        out["logits"] = out.logits[:, len(src_ids) - 1 :]
+            kwargs = {"logits_to_keep": len(tgt_ids)} if self._keeps_logits() else {}  # not the prompt's [S, vocab]
+            out = self.model(
+                **self._batch([*src_ids, *dec]), output_attentions=output_attentions, return_dict=True, **kwargs
+            )
+        out["logits"] = out.logits[:, -len(tgt_ids) :]
         return out
+
+    def _keeps_logits(self) -> bool:
+        """Whether the model's forward can project only the last positions onto the vocabulary."""
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def target_tokens(self, ids: list[int]) -> list[str]:
         return token_strings(self.tgt_tokenizer, ids)
@@ -188,7 +244,8 @@ class LanternModel:
         return token_strings(self.src_tokenizer, ids)
 
     def decode(self, tgt_ids: list[int]) -> str:
-        return self.tgt_tokenizer.decode(tgt_ids, skip_special_tokens=True)
+        text = self.tgt_tokenizer.decode(tgt_ids, skip_special_tokens=True)
+        return text.strip() if self.template is not None else text
 
 
 def token_strings(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[str]:

@@ -11,6 +11,8 @@ attention weights). Models load in eval mode with frozen weights: they are share
 
 from __future__ import annotations
 
+import threading
+import weakref
 from pathlib import Path
 
 import torch
@@ -24,8 +26,9 @@ from models.adapter import LanternModel
 from models.decoding import CheckpointError
 from models.folder import TARGET_TOKENIZER_DIR
 from models.pretrained import check_model_size, load_pretrained, packaged_folder
+from models.prompting import FEW_SHOT
 from models.registry import ModelSpec, resolve
-from models.sources import PACKAGED
+from models.sources import PACKAGED, packaged_variant
 
 hf_logging.disable_progress_bar()
 
@@ -70,8 +73,47 @@ def load_model(model: str | ModelSpec, device: str = "cpu") -> LanternModel:
         net, src_tok, tgt_tok = load_seq2seq_folder(spec.path, device=device)
         limit = getattr(net.config, "max_source_tokens", None) or 128
         return LanternModel(spec.name, net, src_tok, tgt_tok, max_source_tokens=limit)
-    folder = str(packaged_folder(PACKAGED[spec.name])) if spec.kind == "packaged" else spec.source
-    net, tok = load_pretrained(folder, device=device)
+    if spec.kind == "packaged":
+        packaged, pair = packaged_variant(spec.name) or (PACKAGED[spec.name], "")
+        net, tok, lock = _shared(str(packaged_folder(packaged)), device)
+        template = FEW_SHOT[pair] if pair else None
+        chat = packaged.chat and template is None and bool(getattr(tok, "chat_template", None))
+        limit = min(512, getattr(tok, "model_max_length", 512) or 512)
+        return LanternModel(
+            spec.name,
+            net,
+            tok,
+            tok,
+            max_source_tokens=limit,
+            chat=chat,
+            lock=lock,
+            template=template,
+            stop_ids=_line_ends(tok) if template is not None else (),
+        )
+    net, tok = load_pretrained(spec.source, device=device)
     limit = min(512, getattr(tok, "model_max_length", 512) or 512)
     chat = not net.config.is_encoder_decoder and bool(getattr(tok, "chat_template", None))
     return LanternModel(spec.name, net, tok, tok, max_source_tokens=limit, chat=chat)
+
+
+# One packaged model serves several names (its few-shot prompts): they share its weights and its lock (a 1 GB
+# model is loaded once while any of them is in use).
+_SHARED: dict[tuple[str, str], tuple[weakref.ref, PreTrainedTokenizerBase, threading.RLock]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(folder: str, device: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, threading.RLock]:
+    with _SHARED_LOCK:
+        held = _SHARED.get((folder, device))
+        net = held[0]() if held is not None else None
+        if net is not None:
+            return net, held[1], held[2]
+        net, tok = load_pretrained(folder, device=device)
+        lock = threading.RLock()
+        _SHARED[(folder, device)] = (weakref.ref(net), tok, lock)
+        return net, tok, lock
+
+
+def _line_ends(tok: PreTrainedTokenizerBase) -> tuple[int, ...]:
+    """Ids of the tokens made of line breaks only (a prompted model's output ends at the end of its line)."""
+    return tuple(sorted(i for t, i in tok.get_vocab().items() if t and set(t) == {"\n"}))

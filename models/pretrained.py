@@ -11,10 +11,13 @@ Packaged models are GGUF files that PyPI packages carry (installed with ``--no-d
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
 import os
+import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -161,15 +164,29 @@ def _explain_failure(id_or_path: str, is_local: bool, err: Exception) -> str:
 def packaged_folder(packaged: PackagedModel) -> Path:
     """The packaged model as safetensors, converted once from the package's GGUF file."""
     folder = packaged.folder
-    if packaged.converted():
-        return folder
-    spec = importlib.util.find_spec(packaged.package)  # located, never imported
-    if spec is None or spec.origin is None:
+    with _CONVERTING:  # two sessions asking at once (two prompts of one model) convert it once
+        if packaged.converted():
+            return folder
+        return _convert(packaged, folder)
+
+
+_CONVERTING = threading.Lock()
+
+
+def _convert(packaged: PackagedModel, folder: Path) -> Path:
+    pkg = packaged.package_folder()
+    if pkg is None or not packaged.available():
         raise PretrainedModelError(f"{packaged.title} is not installed: {packaged.requirement}.")
-    pkg = Path(spec.origin).parent
-    log.info("converting %s to safetensors in %s (once; 15-30 s)", packaged.gguf, folder)
-    tok = AutoTokenizer.from_pretrained(pkg, gguf_file=packaged.gguf)
-    lm = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=packaged.gguf, dtype=torch.float32)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log.info("converting %s to safetensors in %s (once; 15-90 s)", packaged.gguf, folder)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{packaged.name}.gguf.") as scratch:
+        if packaged.assembled:  # the chunk packages hold the GGUF in parts; the package joins them (and checks it)
+            gguf = importlib.import_module(packaged.package).assemble(Path(scratch) / packaged.gguf)
+            gguf_dir = gguf.parent
+        else:
+            gguf_dir = pkg
+        tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=packaged.gguf)
+        lm = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=packaged.gguf, dtype=torch.float32)
     lm.hf_quantizer = None  # the weights are dequantized to fp32; detach the quantizer so it saves
     if hasattr(lm.config, "quantization_config"):
         delattr(lm.config, "quantization_config")
@@ -185,4 +202,6 @@ def packaged_folder(packaged: PackagedModel) -> Path:
             "source": f"{packaged.package} package, {packaged.gguf} dequantized to fp32",
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        if packaged.terms_text():
+            (tmp / Path(packaged.terms).name).write_text(packaged.terms_text(), encoding="utf-8")
     return folder

@@ -21,7 +21,8 @@ from pathlib import Path
 from common.paths import checkpoint_roots
 from models.decoding import PretrainedModelError
 from models.folder import CARD_FILE, HISTORY_FILE, META_FILE
-from models.sources import PACKAGED, is_local_path
+from models.prompting import FEW_SHOT
+from models.sources import PACKAGED, PackagedModel, is_local_path
 
 log = logging.getLogger(__name__)
 HUB_ENV = "LANTERN_HUB_MODELS"
@@ -43,7 +44,10 @@ class ModelSpec:
     src_lang: str = ""
     tgt_lang: str = ""
     example: str = "Hello."
-    task: str = "translate"  # "translate" (encoder-decoder) or "generate" (decoder-only)
+    task: str = "translate"  # "translate" (a source text in, its translation out) or "generate" (a prompt continued)
+    decoder_only: bool = False  # one stack over prompt and output (no encoder)
+    prompt: str = ""  # a packaged base model prompted to translate: the pair of its few-shot prompt (models.prompting)
+    licence: str = ""  # licence terms shown beside the model when they are not open source (Gemma Terms of Use)
 
     @property
     def path(self) -> Path:
@@ -113,7 +117,29 @@ def pretrained_spec(id_or_path: str) -> ModelSpec:
         source=name,
         example=EXAMPLES["en"] if seq2seq else PROMPT_EXAMPLE,
         task="translate" if seq2seq else "generate",
+        decoder_only=not seq2seq,
     )
+
+
+def packaged_specs(p: PackagedModel) -> list[ModelSpec]:
+    """A packaged model as a generator of text, then as a translator under each of its few-shot prompts."""
+    common = {"kind": "packaged", "source": str(p.folder), "decoder_only": True, "licence": p.licence}
+    specs = [ModelSpec(name=p.name, title=p.title, example=PROMPT_EXAMPLE, task="generate", **common)]
+    for pair in p.prompts:
+        few = FEW_SHOT[pair]
+        specs.append(
+            ModelSpec(
+                name=p.variant(pair),
+                title=f"{p.title.split(' (')[0]}, {few.src_lang}→{few.tgt_lang} with a {len(few.examples)}-shot prompt",
+                src_lang=few.src_lang,
+                tgt_lang=few.tgt_lang,
+                example=EXAMPLES.get(few.src_lang, "Hello."),
+                task="translate",
+                prompt=pair,
+                **common,
+            )
+        )
+    return specs
 
 
 DEFAULT_MODEL = "lstm-zh-en"  # the app opens on it (the seed sentence's model); $LANTERN_DEFAULT_MODEL overrides
@@ -124,20 +150,7 @@ def list_models() -> list[ModelSpec]:
     then ``$LANTERN_HUB_MODELS``."""
     default = os.environ.get("LANTERN_DEFAULT_MODEL", DEFAULT_MODEL)
     specs = sorted(_checkpoints(), key=lambda s: (s.name != default, s.name))
-    specs += [
-        ModelSpec(
-            name=p.name,
-            title=p.title,
-            kind="packaged",
-            source=str(p.folder),
-            src_lang=p.src_lang,
-            tgt_lang=p.tgt_lang,
-            example=PROMPT_EXAMPLE,
-            task="generate",
-        )
-        for p in PACKAGED.values()
-        if p.available()
-    ]
+    specs += [spec for p in PACKAGED.values() if p.available() for spec in packaged_specs(p)]
     for hub_id in (h.strip() for h in os.environ.get(HUB_ENV, "").split(",") if h.strip()):
         try:
             specs.append(pretrained_spec(hub_id))

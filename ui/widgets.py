@@ -25,7 +25,19 @@ from ui.state import md_escape, safe_text, stop_page
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SHARED_KEYS = ("model", "src", "decoding", "beams", "max_new", "temperature", "top_p", "seed", "extra_models")
+SHARED_KEYS = (
+    "model",
+    "src",
+    "decoding",
+    "beams",
+    "max_new",
+    "temperature",
+    "top_p",
+    "seed",
+    "extra_models",
+    "prompt_view",
+)
+PROMPT_VIEWS = {"sentence": "your sentence", "prompt": "the whole prompt"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class Inputs:
     spec: ModelSpec
     text: str
     decoding: Decoding
+    whole_prompt: bool = False  # a prompted model: explanations show every prompt token, not only the sentence's
 
     @property
     def model(self) -> str:
@@ -139,6 +152,7 @@ def sidebar_inputs() -> Inputs:
         ("temperature", 0.7),
         ("top_p", 0.9),
         ("seed", 0),
+        ("prompt_view", "sentence"),
     ):
         state.setdefault(key, value)
     state["src"] = safe_text(str(state["src"]))  # however it got there, the text box must be able to send it
@@ -155,6 +169,19 @@ def sidebar_inputs() -> Inputs:
             max_chars=int(limit("input_chars")),
             help="Any text; it is normalised (NFKC, invisible characters removed) before the model reads it.",
         )
+        if spec.prompt:
+            st.radio(
+                "Input tokens shown",
+                list(PROMPT_VIEWS),
+                key="prompt_view",
+                format_func=PROMPT_VIEWS.get,
+                horizontal=True,
+                help="This base model translates because your sentence follows three translated example pairs (a "
+                "few-shot prompt). Explanations are computed over every prompt token; the pages show your "
+                "sentence's tokens unless you ask for the whole prompt.",
+            )
+        if spec.licence:
+            st.caption(f"Licence: {spec.licence}")
         st.radio("Decoding", DECODINGS, key="decoding", horizontal=True)
         if state["decoding"] == "beam search":
             st.slider("Beam size", *bounds("beams"), key="beams")
@@ -172,7 +199,7 @@ def sidebar_inputs() -> Inputs:
         top_p=float(state["top_p"]) if choice == "sampling" else 1.0,
         seed=int(state["seed"]) if choice == "sampling" else 0,
     )
-    return Inputs(spec, state["src"], decoding)
+    return Inputs(spec, state["src"], decoding, whole_prompt=state["prompt_view"] == "prompt")
 
 
 def run_or_explain(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
