@@ -143,16 +143,20 @@ def test_package_does_not_import_forbidden_layers(package):
             assert allowed, f"{path.relative_to(REPO)} imports {imported} (in {functions or 'the module'})"
 
 
+NUMPY_ONLY = ("explain.types", "explain.attention_views", "explain.inside_types", "explain.inside_views")
+
+
 def test_viz_reads_only_numpy_parts_of_explain():
     for path in (REPO / "viz").rglob("*.py"):
         for imported, _ in all_imports(path):
             if imported.startswith("explain"):
-                assert imported in ("explain.types", "explain.attention_views"), f"{path.name} imports {imported}"
+                assert imported in NUMPY_ONLY, f"{path.name} imports {imported}"
 
 
 def test_plots_results_and_package_facades_load_without_torch():
     code = (
-        "import sys, viz.heatmaps, viz.curves, viz.notebook, explain, explain.types, explain.attention_views, "
+        "import sys, viz.heatmaps, viz.curves, viz.notebook, viz.inside, explain, explain.types, "
+        "explain.attention_views, explain.inside_types, explain.inside_views, "
         "models, models.folder, common.text, common.files, common.paths; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -16,6 +16,7 @@ from explain.attention_views import KIND_LABELS, attention_view, available_kinds
 from explain.types import AttentionMaps, Attribution, Translation
 from viz.bars import step_confidence
 from viz.heatmaps import attribution_heatmap, token_heatmap
+from viz.inside import inside_figure
 from viz.tokens import prettify_tokens
 
 _plotlyjs_sent = False
@@ -64,11 +65,14 @@ def attribution_html(attr: Attribution, include_plotlyjs: bool | None = None) ->
     return head + figure_html(attribution_heatmap(attr), include_plotlyjs)
 
 
-def to_html(result: Translation | AttentionMaps | Attribution, include_plotlyjs: bool | None = None) -> str:
+def to_html(result: object, include_plotlyjs: bool | None = None) -> str:
     if isinstance(result, Translation):
         return translation_html(result, include_plotlyjs)
     if isinstance(result, AttentionMaps):
         return attention_html(result, include_plotlyjs)
     if isinstance(result, Attribution):
         return attribution_html(result, include_plotlyjs)
+    figure = inside_figure(result)  # the Inside page's results (explain.inside_types)
+    if figure is not None:
+        return figure_html(figure, include_plotlyjs)
     raise TypeError(f"no notebook view for {type(result).__name__}")
