@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explain.inside_types import LayerNorms
+from explain.inside_types import LayerNorms, LogitLens
 
 UNIT_ORDERS = {
     "variance": "most variable over the tokens",
@@ -90,3 +90,12 @@ def norm_series(norms: LayerNorms, position: int | None = None) -> dict[str, tup
         series["cross-attention output"] = (np.arange(1, n + 1), pick(norms.cross))
     series["feed-forward output"] = (np.arange(1, n + 1), pick(norms.ffn))
     return series
+
+
+def first_layer_on_top(lens: LogitLens) -> np.ndarray:
+    """[T] for each output token, the first layer from which it is the lens's top token at every later layer
+    (0: the embeddings already), or -1 where the last layer does not rank it first (beam search, sampling)."""
+    on_top = lens.target_ranks == 0  # [layers + 1, T]
+    stays = np.flip(np.logical_and.accumulate(np.flip(on_top, 0), 0), 0)  # on top here and at every later layer
+    first = np.where(stays.any(0), stays.argmax(0), -1)
+    return first.astype(int)

@@ -21,11 +21,23 @@ import streamlit as st
 from common.limits import limit
 from common.memory import bound_heap_growth, release_memory
 from common.paths import REPO_ROOT
+from models.folder import META_FILE
 from models.registry import ModelSpec, list_models
 
 if TYPE_CHECKING:
     from explain.beam import BeamSearch
     from explain.faithfulness import Faithfulness
+    from explain.inside_types import (
+        Anatomy,
+        EmbeddingProjection,
+        LayerNorms,
+        LogitLens,
+        LstmStates,
+        Neighbours,
+        NeuronView,
+        PatternSearch,
+        TopNeurons,
+    )
     from explain.types import AttentionMaps, Attribution, Translation
     from models.adapter import LanternModel
     from models.decoding import Decoding
@@ -262,6 +274,109 @@ def run_attention_edit(
 
     original = run_translation(spec, text, decoding)
     return edit_attention(get_model(spec), text, original, step, src_index, scale)
+
+
+# --- the Inside page: one cached computation per view, so a page run computes only the view shown ----------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_anatomy(spec: ModelSpec) -> Anatomy:
+    warm_up().join()  # one thread imports the model code; a page that needs it waits for it
+    from explain.anatomy import describe_model
+
+    return describe_model(get_model(spec))
+
+
+@st.cache_data(max_entries=64, show_spinner="Reading every layer through the output head…")
+def run_logit_lens(spec: ModelSpec, text: str, decoding: Decoding, top_k: int) -> LogitLens:
+    warm_up().join()
+    from explain.inside import logit_lens
+
+    return logit_lens(get_model(spec), run_translation(spec, text, decoding), top_k)
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring the residual stream…")
+def run_layer_norms(spec: ModelSpec, text: str, decoding: Decoding, side: str) -> LayerNorms:
+    warm_up().join()
+    from explain.inside import layer_norms
+
+    return layer_norms(get_model(spec), run_translation(spec, text, decoding), side)
+
+
+@st.cache_data(max_entries=128, show_spinner="Reading the head's queries and keys…")
+def run_neuron_view(
+    spec: ModelSpec, text: str, decoding: Decoding, layer: int, head: int, position: int, kind: str
+) -> NeuronView:
+    warm_up().join()
+    from explain.inside import neuron_view
+
+    return neuron_view(get_model(spec), run_translation(spec, text, decoding), layer, head, position, kind)
+
+
+@st.cache_data(max_entries=128, show_spinner="Reading the feed-forward neurons…")
+def run_top_neurons(
+    spec: ModelSpec, text: str, decoding: Decoding, layer: int, position: int, side: str, k: int
+) -> TopNeurons:
+    warm_up().join()
+    from explain.inside import top_neurons
+
+    return top_neurons(get_model(spec), run_translation(spec, text, decoding), layer, position, side, k)
+
+
+@st.cache_data(max_entries=64, show_spinner="Recomputing the LSTM's gates step by step…")
+def run_lstm_states(spec: ModelSpec, text: str, decoding: Decoding) -> LstmStates:
+    warm_up().join()
+    from explain.recurrent import lstm_states
+
+    return lstm_states(get_model(spec), run_translation(spec, text, decoding))
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the test split…")
+def test_sentences(spec: ModelSpec) -> tuple[str, ...]:
+    """The source sentences of a Lantern model's test split (the corpus and languages of its ``lantern.json``),
+    each once; ``DataNotFoundError`` when the corpus is not on this server."""
+    from training.corpora import load_splits
+
+    meta = read_json(str(spec.path / META_FILE)) or {}
+    if not meta.get("corpus"):
+        raise ValueError(f"{spec.name} does not name its training corpus")
+    splits = load_splits(meta["corpus"], meta.get("src_lang", spec.src_lang), meta.get("tgt_lang", spec.tgt_lang))
+    return tuple(dict.fromkeys(p.src for p in splits.test))
+
+
+@st.cache_data(max_entries=64, show_spinner="Searching the sentences for the same pattern…")
+def run_pattern_search(
+    spec: ModelSpec,
+    text: str,
+    decoding: Decoding,
+    side: str,
+    span: tuple[int, int],
+    threshold: float,
+    k: int,
+    min_on: float,
+    sentences: tuple[str, ...],
+) -> PatternSearch:
+    warm_up().join()
+    from explain.recurrent import pattern_search
+
+    tr = run_translation(spec, text, decoding)
+    return pattern_search(get_model(spec), tr, side, span, sentences, threshold, k, min_on)
+
+
+@st.cache_data(max_entries=32, show_spinner="Projecting the embeddings…")
+def run_embedding_projection(spec: ModelSpec, side: str, n: int, tokens: tuple[str, ...]) -> EmbeddingProjection:
+    warm_up().join()
+    from explain.embeddings import embedding_projection
+
+    return embedding_projection(get_model(spec), side, tokens, n)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def run_neighbours(spec: ModelSpec, token: str, side: str, k: int) -> Neighbours:
+    warm_up().join()
+    from explain.embeddings import nearest_neighbours
+
+    return nearest_neighbours(get_model(spec), token, side, k)
 
 
 class _WarmUp:

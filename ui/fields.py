@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 from common.limits import limit
 from explain.attention_views import KIND_LABELS
+from explain.inside_types import LSTM_QUANTITIES
+from explain.inside_views import UNIT_ORDERS
 
 DECODINGS = ("greedy", "beam search", "sampling")
 KINDS = {str: "text", int: "a whole number", float: "a number"}
 MAX_NAME_CHARS = 500  # a model name, hub id or folder
+INSIDE_VIEWS = ("states", "search", "lens", "norms", "neuron", "ffn", "embeddings")
+INSIDE_SIDES = ("encoder_forward", "encoder_backward", "decoder", "encoder", "causal")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,30 @@ FIELDS: dict[str, Field] = {
     "whatif.estep": Field(int, 0, 511),
     "whatif.escale": Field(float, 0.0, 3.0),
     "eval.sanity_method": Field(str, choices=lambda: [m for m in _methods() if m != "deeplift"]),
+    # the Inside page (ui/inside.py): its view, then each view's choices
+    "inside.view": Field(str, choices=lambda: INSIDE_VIEWS),
+    "inside.side": Field(str, choices=lambda: INSIDE_SIDES),
+    "inside.kind": Field(str, choices=lambda: ("encoder", "decoder", "cross", "causal")),
+    "inside.quantity": Field(str, choices=lambda: LSTM_QUANTITIES),
+    "inside.order": Field(str, choices=lambda: UNIT_ORDERS),
+    "inside.units": Field(str, max_chars=200),
+    "inside.neurons": Field(int, 1, 200),
+    "inside.n_units": Field(int, 1, 256),
+    "inside.matches": Field(int, 1, 256),
+    "inside.neighbours": Field(int, 1, 200),
+    "inside.norm_position": Field(int, 0, 1023, words=("mean",)),
+    "inside.pick": Field(str, max_chars=100),
+    "inside.layer": Field(int, 0, 1023),
+    "inside.head": Field(int, 0, 1023),
+    "inside.position": Field(int, 0, 1023),
+    "inside.topk": Field(int, 1, 20),
+    "inside.start": Field(int, 0, 1023),
+    "inside.end": Field(int, 1, 1024),
+    "inside.threshold": Field(float, -1.0, 1.0),
+    "inside.min_on": Field(float, 0.1, 1.0),
+    "inside.embed_side": Field(str, choices=lambda: ("source", "target")),
+    "inside.n": Field(int, 100, 5000),
+    "inside.token": Field(str, max_chars=100),
 }
 
 

@@ -75,11 +75,11 @@ def unit_heatmap(
             type="rect", x0=-0.5, x1=len(x) - 0.5, y0=start - 0.5, y1=end - 0.5, line={"color": "#111", "width": 2}
         )
     fig.update_layout(
-        title=title or None,
+        title={"text": title, "y": 0.995, "yanchor": "top", "x": 0.0, "xanchor": "left"} if title else None,
         xaxis={**_axis(x, x_title, top=True), "tickangle": -90 if len(x) > 12 else 0},
         yaxis={**_axis(y, y_title), "autorange": "reversed"},
-        height=_height(len(y), len(x)),
-        margin=MARGIN,
+        height=_height(len(y), len(x)) + (30 if title else 0),
+        margin={**MARGIN, "t": MARGIN["t"] + (30 if title else 0)},
         font=FONT,
     )
     return fig
@@ -133,14 +133,18 @@ def logit_lens_heatmap(lens: LogitLens, max_chars: int = 8) -> go.Figure:
 
 
 def norm_curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> go.Figure:
-    """Norms against the layer (``explain.inside_views.norm_series``), one line per quantity, log scale."""
+    """Norms against the layer (``explain.inside_views.norm_series``), one line per quantity; a log scale when they
+    span more than a factor of 30 (the stream of a large decoder-only model outgrows its embeddings by far)."""
     fig = go.Figure()
+    values = np.concatenate([np.asarray(y, dtype=float) for _, y in series.values()]) if series else np.ones(1)
+    positive = values[values > 0]
+    log = len(positive) > 0 and positive.max() > 30 * positive.min()
     for i, (name, (x, y)) in enumerate(series.items()):
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", line={"color": COLORS[i % len(COLORS)]}))
     fig.update_layout(
         title=title or None,
         xaxis={"title": "layer (0: embeddings)", "dtick": 1},
-        yaxis={"title": "L2 norm", "type": "log"},
+        yaxis={"title": "L2 norm" + (" (log scale)" if log else ""), "type": "log" if log else "linear"},
         height=380,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"orientation": "h", "y": -0.2},
@@ -184,12 +188,12 @@ def neuron_view_figure(view: NeuronView) -> go.Figure:
     fig = make_subplots(
         rows=2,
         cols=3,
-        row_heights=[0.1, 0.9],
+        row_heights=[0.12, 0.88],
         column_widths=[0.4, 0.4, 0.2],
         specs=[[{}, None, None], [{}, {}, {}]],
         shared_yaxes=False,
         horizontal_spacing=0.03,
-        vertical_spacing=0.04,
+        vertical_spacing=min(0.15, 60 / (260 + 24 * len(keys))),  # room for the second row's titles
         subplot_titles=(f"query q of “{_labels([view.query_token])[0]}”", "keys k", "q ∘ k", "attention"),
     )
     style = {"zmin": -peak, "zmax": peak, "zmid": 0.0, "colorscale": DIVERGING, "showscale": False}
@@ -236,7 +240,7 @@ def neuron_view_figure(view: NeuronView) -> go.Figure:
     fig.update_xaxes(title_text="dimension", row=2, col=2)
     fig.update_xaxes(range=[0, 1], title_text="weight", row=2, col=3)
     fig.update_layout(
-        height=min(1200, 200 + 24 * len(keys)), margin={"l": 10, "r": 10, "t": 50, "b": 10}, font=FONT, showlegend=False
+        height=min(1400, 260 + 24 * len(keys)), margin={"l": 10, "r": 10, "t": 50, "b": 10}, font=FONT, showlegend=False
     )
     return fig
 

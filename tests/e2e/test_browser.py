@@ -14,7 +14,17 @@ from tools.browser import open_page
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ["Home", "Translate", "Attention", "Attributions", "What if?", "Evaluate", "Training", "Train a model"]
+PAGES = [
+    "Home",
+    "Translate",
+    "Attention",
+    "Attributions",
+    "Inside",
+    "What if?",
+    "Evaluate",
+    "Training",
+    "Train a model",
+]
 
 
 def idle(page) -> None:
