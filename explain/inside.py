@@ -80,7 +80,10 @@ def logit_lens(lm: LanternModel, translation: Translation, top_k: int = 5) -> Lo
     streams = [found["embeddings"], *(found[str(i)] for i in range(len(mods)))]
     ids, probs, tgt_probs, ranks, gap = [], [], [], [], 0.0
     for i, stream in enumerate(streams):
-        logp = head_logits(lm, stream).float().log_softmax(-1)  # [T, vocab]
+        with lm.lock:  # the final norm and head are modules of the shared model: no pass while another's hooks sit
+            logits = head_logits(lm, stream)
+        logp = logits.float().log_softmax(-1)  # [T, vocab]
+        del logits
         top = logp.topk(top_k, dim=-1)
         chosen = logp.gather(-1, target)  # [T, 1]
         ids.append(top.indices)
