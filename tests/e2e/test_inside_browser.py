@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 import urllib.parse
 
 import numpy as np
@@ -33,7 +34,8 @@ def test_a_link_to_the_logit_lens_then_the_neuron_view_and_its_csv(browser_page,
     page.get_by_role("option", name="Neuron view").click()
     page.get_by_text("weighs each key for the query").first.wait_for()
     idle(page)
-    assert "inside.view=neuron" in page.url
+    page.wait_for_url(re.compile(r"inside\.view=neuron"))  # the view is in the link (written as the run ends)
+    idle(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Table as CSV").click()
     with open(download.value.path(), encoding="utf-8") as f:
