@@ -8,7 +8,7 @@ widget is drawn.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -85,13 +85,19 @@ def number(label: str, low: int, high: int, default: int, key: str, where: objec
 
 
 def compute(fn: Callable[..., T], *args: object) -> T:
-    """A view's computation; a request it cannot serve (a token not in the vocabulary...) is an error message."""
+    """A view's computation. A request it cannot serve (a token not in the vocabulary...) is an error message that
+    says why; anything else is shown as every page shows it (``run_or_explain``), never as a traceback."""
     try:
         return fn(*args)
     except InputError as err:
         st.error(md_escape(str(err)))
         stop_page()
-    return run_or_explain(fn, *args)
+    except Exception as err:  # handed to the pages' one handler
+        return run_or_explain(_reraise, err)
+
+
+def _reraise(err: Exception) -> NoReturn:
+    raise err
 
 
 def csv_button(frame: pd.DataFrame, name: str, key: str) -> None:

@@ -130,3 +130,15 @@ def test_embeddings_show_neighbours_and_an_error_for_a_token_not_in_the_vocabula
     at.text_input(key="inside.token").set_value("我爱").run()
     assert not at.exception
     assert any("splits into" in e.value for e in at.error)
+
+
+def test_a_failing_computation_is_a_message_not_a_traceback(app_env, monkeypatch):
+    import ui.cache
+
+    def broken(*args):
+        raise RuntimeError("the hooks fell off")
+
+    monkeypatch.setattr(ui.cache, "run_layer_norms", broken)
+    at, _, _ = inside(app_env, "transformer", **{"inside.view": "norms"})
+    assert not at.exception, at.exception
+    assert any("RuntimeError: the hooks fell off" in e.value for e in at.error)
