@@ -65,7 +65,7 @@ def _objective(
             rows, note = list(range(n)), f"rather than {contrast_target.strip()!r}"
         else:
             raise ValueError("a contrast needs an alternative token (step, token) or a non-empty alternative target")
-    obj = Objective(lm, src_ids, dec_ids, tgt_ids, target, alt_ids, baseline)
+    obj = Objective(lm, src_ids, dec_ids, tgt_ids, target, alt_ids, baseline, span=tr.src_span)
     return obj, rows, note
 
 

@@ -90,6 +90,7 @@ def _prob_objective(lm: LanternModel, translation: Translation) -> Objective:
         torch.tensor(lm.decoder_inputs(list(translation.tgt_ids)), device=dev, dtype=torch.long),
         torch.tensor(translation.tgt_ids, device=dev),
         "prob",
+        span=translation.src_span,
     )
 
 
@@ -115,7 +116,9 @@ def measure(
     obj = _prob_objective(lm, translation)
     # [T, S] ranked as given: for signed methods the most positive tokens are those supporting the output
     # (removing a token that pushed against it would raise p); unsigned methods are magnitudes already.
-    importance = attribution.scores.astype(float)
+    # A prompted model: the text's tokens only (the prompt around it is never removed; see ``Objective.span``).
+    a, b = translation.src_span or (0, len(translation.src_ids))
+    importance = attribution.scores[:, a:b].astype(float)
     t_len, s_len, n_k = importance.shape[0], importance.shape[1], len(FRACTIONS)
     blocks = []  # per step: n_k removal masks, n_k keep masks, soft comp, soft suff, S leave-one-out masks
     for t in range(t_len):
@@ -128,7 +131,10 @@ def measure(
             norm[None],
             1 - np.eye(s_len),
         ]
-    masks = torch.from_numpy(np.concatenate([np.ones((1, s_len)), *blocks])).float()
+    text_masks = np.concatenate([np.ones((1, s_len)), *blocks])
+    masks = np.ones((len(text_masks), len(translation.src_ids)))
+    masks[:, a:b] = text_masks
+    masks = torch.from_numpy(masks).float()
     probs = evaluate_masks(obj, masks, False, with_deadline(progress, time_limit)).numpy()  # [N, T]
     full, per = probs[0], 2 * n_k + 2 + s_len
     comp, suff = np.zeros((t_len, n_k)), np.zeros((t_len, n_k))

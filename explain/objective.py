@@ -118,6 +118,9 @@ class Objective:
     alt_ids: torch.Tensor | None = None  # [T] alternative token per step (-1 where not contrasted)
     baseline: str = "pad"  # pad: padding embeddings everywhere (Captum's usual choice, zeros here);
     # unk: <unk> embeddings, the decoder start token kept (Inseq's convention)
+    span: tuple[int, int] | None = None  # a prompted model: only src_ids[a:b] (the text) move to the baseline; the
+    # prompt around it stays as it is (its baseline is the input itself), so path and perturbation methods explain
+    # the text, perturb only its tokens, and give the rest of the prompt 0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -141,6 +144,11 @@ class Objective:
             if self.baseline == "unk" and self.lm.is_seq2seq() and len(dec_base_ids):
                 dec_base_ids[0] = self.dec_ids[0]  # the decoder start token is always there
             self.src_base = self.src_module(torch.full_like(self.src_ids, src_fill)[None])[0]
+            self.fixed = torch.zeros(len(self.src_ids), dtype=torch.bool, device=self.src_ids.device)
+            if self.span is not None:
+                self.fixed[:] = True
+                self.fixed[self.span[0] : self.span[1]] = False
+                self.src_base[self.fixed] = self.src_embeds[self.fixed]
             self.dec_base = self.dec_module(dec_base_ids[None])[0]
 
     @property

@@ -24,8 +24,10 @@ def evaluate_masks(
     Each distinct mask is run once (faithfulness asks for the same leave-one-out and all-removed masks
     at every output step, Shapley orders share their first and last masks).
     """
-    masks, inverse = torch.unique(masks, dim=0, return_inverse=True)
     s, t = len(obj.src_ids), obj.n_prefix
+    masks = masks.clone()
+    masks[:, :s][:, obj.fixed.cpu()] = 1  # the prompt around a text is never perturbed: equal masks run once
+    masks, inverse = torch.unique(masks, dim=0, return_inverse=True)
     out = torch.empty(len(masks), obj.n_steps)
     chunk = obj.copies_per_chunk(t, backward=False)
     for i in range(0, len(masks), chunk):
@@ -93,6 +95,8 @@ def lime(
     n = len(obj.src_ids) + (obj.n_prefix if with_prefix else 0)
     masks = (torch.rand(n_samples, n, generator=generator) < 0.5).float()
     masks[0] = 1.0  # the unperturbed input anchors the fit
+    fixed = torch.cat([obj.fixed.cpu(), torch.zeros(n - len(obj.fixed), dtype=torch.bool)])
+    masks[:, fixed] = 1.0  # never perturbed: constant columns, fitted 0 below
     scores = evaluate_masks(obj, masks, with_prefix, progress).double()
     cos = masks.sum(1) / (masks.norm(dim=1) * n**0.5).clamp(min=1e-12)
     w = torch.exp(-((1 - cos) ** 2)).double()
@@ -100,4 +104,5 @@ def lime(
     reg = ridge * torch.eye(n + 1, dtype=torch.float64)
     reg[-1, -1] = 0.0
     coef = torch.linalg.solve(x.T @ (w[:, None] * x) + reg, x.T @ (w[:, None] * scores))
+    coef[:n][fixed] = 0.0
     return coef[:n].T.float()

@@ -57,6 +57,11 @@ class Translation(_ShowsInNotebooks):
         return self.n_src_tokens > self.n_kept_tokens
 
     @property
+    def n_text_tokens(self) -> int:
+        """Source tokens an explanation perturbs: the text's own (a prompt around it stays as it is)."""
+        return len(self.src_tokens) if self.src_span is None else self.src_span[1] - self.src_span[0]
+
+    @property
     def probs(self) -> np.ndarray:
         return np.exp(self.logprobs)
 

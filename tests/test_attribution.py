@@ -275,6 +275,7 @@ def test_lime_recovers_the_weights_of_a_linear_score():
         n_steps = n_prefix = 2
         src_embeds, src_base = torch.ones(4, 1), torch.zeros(4, 1)
         dec_embeds = torch.zeros(2, 1)
+        fixed = torch.zeros(4, dtype=torch.bool)  # no prompt around the text: every token may be perturbed
 
         def __call__(self, src: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
             return 0.3 + src[:, :, 0] @ weights.T

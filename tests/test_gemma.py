@@ -70,7 +70,7 @@ def test_explanations_show_the_sentence_and_say_what_the_prompt_holds(prompted):
     assert focused.shape == (len(rows), (b - a) + n_prefix)
     assert (focused.sum(1) < 1 + 1e-5).all() and (focused.sum(1) > 0).all()
 
-    attr = attribute(prompted, tr, "integrated_gradients", n_steps=8)
+    attr = attribute(prompted, tr, "integrated_gradients", n_steps=512)  # a rough random model
     assert attr.src_span == tr.src_span and len(attr.src_tokens) == len(tr.src_tokens)
     shown = focus_attribution(attr)
     assert shown.src_tokens == tr.src_tokens[a:b] and shown.src_span is None
@@ -78,6 +78,12 @@ def test_explanations_show_the_sentence_and_say_what_the_prompt_holds(prompted):
     share = hidden_share(attr)
     inside = np.abs(attr.scores[:, a:b]).sum(1) / np.abs(attr.scores).sum(1)
     np.testing.assert_allclose(share, 1 - inside, atol=1e-5)
+
+    outside = np.ones(len(tr.src_tokens), bool)
+    outside[a:b] = False
+    assert np.abs(attr.scores[:, outside]).max() == pytest.approx(0, abs=1e-7)  # the prompt is the baseline there
+    change = attr.scores.sum(1) + attr.prefix_scores.sum(1) - attr.delta  # completeness over the sentence alone
+    assert np.abs(attr.delta).max() <= 0.05 * np.abs(change).max() + 1e-4
 
     words = merge_subwords(attr)  # the span follows the tokens into words
     wa, wb = words.src_span
@@ -135,3 +141,30 @@ def test_gemma_prompts_share_one_copy_of_the_weights(gemma_zh_en):
     assert not load_model(GEMMA3).chat  # a base model: the text is the prompt, as typed
     terms = PACKAGED[GEMMA3].folder / "GEMMA_TERMS.html"
     assert terms.exists() and "Gemma" in terms.read_text(encoding="utf-8")
+
+
+def test_perturbations_touch_the_sentence_only(prompted, monkeypatch):
+    import explain.perturbation as perturbation
+    from explain.faithfulness import measure
+
+    tr = translate(prompted, "I love you.", Decoding(max_new_tokens=3))
+    a, b = tr.src_span
+    seen = []
+    real = perturbation.evaluate_masks
+
+    def spy(obj, masks, *args, **kwargs):
+        seen.append(masks.clone())
+        return real(obj, masks, *args, **kwargs)
+
+    monkeypatch.setattr(perturbation, "evaluate_masks", spy)
+    occ = attribute(prompted, tr, "occlusion", with_prefix=False)
+    outside = np.ones(len(tr.src_tokens), bool)
+    outside[a:b] = False
+    assert np.abs(occ.scores[:, outside]).max() == 0
+    assert np.abs(occ.scores[:, a:b]).max() > 0
+    lime = attribute(prompted, tr, "lime", with_prefix=False, n_samples=16)
+    assert np.abs(lime.scores[:, outside]).max() == 0
+
+    faith = measure(prompted, tr, attribute(prompted, tr, "input_x_gradient"))
+    assert faith.kendall_loo.shape == (len(tr.tgt_tokens),)
+    assert np.isfinite(faith.comprehensiveness).all()
