@@ -38,9 +38,10 @@ c = attribution_controls(tr, decoder_only=inputs.spec.decoder_only)
 
 runs = [c.method] + ([c.compare] if c.compare else [])
 n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
-sequences = sum(forward_passes(m, n_src, n_tgt, c.n_steps, c.n_samples) for m in runs)
+sequences = sum(forward_passes(m, tr.n_text_tokens, n_tgt, c.n_steps, c.n_samples) for m in runs)
 token_passes = sequences * (n_src + n_tgt)
-if not cost_gate(token_passes, "this attribution", "attr", (inputs.args(), c.args())):
+scale = cache.model_scale(inputs.spec)
+if not cost_gate(token_passes, "this attribution", "attr", (inputs.args(), c.args()), scale=scale):
     stop_page()
 bar = ProgressBar("Attributing…", token_passes, "attr")
 results = []

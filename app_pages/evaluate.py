@@ -38,14 +38,16 @@ st.markdown(f"**Output:** {md_escape(tr.text)}")
 tab_sentence, tab_sanity, tab_dataset = st.tabs(["This sentence", "Randomisation check", "Dataset runs"])
 
 with tab_sentence:
-    default = [
-        m for m in ("attention", "saliency", "input_x_gradient", "integrated_gradients", "occlusion") if m in METHODS
-    ]
+    # a large model (a pretrained one: ~20× the cost of Lantern's own per token pass) starts with two fast methods
+    large = cache.model_scale(inputs.spec) >= 5
+    fast = ("attention", "input_x_gradient")
+    every = ("attention", "saliency", "input_x_gradient", "integrated_gradients", "occlusion")
+    default = [m for m in (fast if large else every) if m in METHODS]
     methods = st.multiselect(
         "Methods", list(METHODS), default=default, key="eval.methods", format_func=lambda m: METHODS[m].title
     )
-    n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
-    sequences = sum(forward_passes(m, n_src, n_tgt) for m in methods) + len(methods) * masks_needed(n_src, n_tgt)
+    n_src, n_tgt, n_text = len(tr.src_tokens), len(tr.tgt_tokens), tr.n_text_tokens
+    sequences = sum(forward_passes(m, n_text, n_tgt) for m in methods) + len(methods) * masks_needed(n_text, n_tgt)
     passes = sequences * (n_src + n_tgt)
     runs = methods and cost_gate(
         passes,
@@ -54,6 +56,7 @@ with tab_sentence:
         (inputs.args(), tuple(methods)),
         confirm="confirm_eval_token_passes",
         refuse=None,  # forward passes only, batched: the time limit bounds them
+        scale=cache.model_scale(inputs.spec),
     )
     if runs:
         baseline = "unk" if inputs.spec.decoder_only else "pad"
@@ -111,9 +114,13 @@ with tab_sanity:
     )
     n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
     lm = run_or_explain(cache.get_model, inputs.spec)
-    check_passes = randomisation_passes(lm, method, n_src, n_tgt) * (n_src + n_tgt)
+    check_passes = randomisation_passes(lm, method, tr.n_text_tokens, n_tgt) * (n_src + n_tgt)
     if st.toggle("Run the randomisation check", key="eval.sanity_run") and cost_gate(
-        check_passes, "the randomisation check", "eval.sanity", (inputs.args(), method)
+        check_passes,
+        "the randomisation check",
+        "eval.sanity",
+        (inputs.args(), method),
+        scale=cache.model_scale(inputs.spec),
     ):
         bar = ProgressBar("Randomising the model block by block…", check_passes, "eval.sanity")
         original, steps = run_or_explain(cache.run_randomisation, *inputs.args(), method, progress=bar)

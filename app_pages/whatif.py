@@ -6,6 +6,7 @@ import streamlit as st
 
 from common.limits import limit
 from explain.beam import prefix_tree
+from explain.focus import focus_attribution
 from explain.methods import METHODS
 from ui import cache
 from ui.state import chart
@@ -112,14 +113,16 @@ with contrast:
     methods = [m for m in ("input_x_gradient", "integrated_gradients", "occlusion", "saliency") if m in METHODS]
     method = c3.selectbox("Method", methods, format_func=lambda m: METHODS[m].title, key="whatif.cmethod")
     attr = run_or_explain(cache.run_attribution, *inputs.args(), method, "contrast", ct, alt)
-    chart(token_bars(attr, ct), "whatif.contrast")
+    chart(token_bars(attr if inputs.whole_prompt else focus_attribution(attr), ct), "whatif.contrast")
 
 with beams:
     c1, c2 = st.columns(2)
     width = c1.slider("Beam size", 2, 10, 5, key="whatif.beams")
     n_best = c2.slider("Hypotheses shown", 2, width, min(5, width), key="whatif.nbest")
     longest = len(tr.src_tokens) + inputs.decoding.max_new_tokens  # upper bound: every beam runs to the limit
-    if cost_gate(width * inputs.decoding.max_new_tokens * longest, "this beam search", "whatif.beam", (inputs, width)):
+    beam_passes = width * inputs.decoding.max_new_tokens * longest
+    scale = cache.model_scale(inputs.spec)
+    if cost_gate(beam_passes, "this beam search", "whatif.beam", (inputs, width), scale=scale):
         beam = run_or_explain(cache.run_beam, inputs.spec, inputs.text, width, n_best, inputs.decoding.max_new_tokens)
         chart(beam_tree(prefix_tree(beam), len(beam.hypotheses)), "whatif.tree")
         st.dataframe(

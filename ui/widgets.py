@@ -298,21 +298,26 @@ def cost_gate(
     run_key: object,
     confirm: str = "confirm_token_passes",
     refuse: str | None = "max_token_passes",
+    scale: float = 1.0,
 ) -> bool:
     """Show what a computation costs; refuse it above the ``refuse`` limit, and above the ``confirm`` limit run it
     only once the user pressed its button (for these exact settings). Returns whether it may run now. (Every such
-    computation also has a time limit, ``LANTERN_REQUEST_SECONDS``.)"""
+    computation also has a time limit, ``LANTERN_REQUEST_SECONDS``.)
+
+    ``scale``: what one token pass of this model costs against Lantern's own models (``cache.model_scale``); the
+    limits are divided by it, since they are set for Lantern's own models."""
     rate = st.session_state.get(f"_rate.{key}")  # token passes per second of this kind of run, measured here
     eta = f", about {token_passes / rate:.0f} s at this server's last measured speed" if rate else ""
-    st.caption(f"Cost of {what}: {token_passes:,} token passes{eta}.")
-    most = limit(refuse) if refuse else math.inf
+    larger = f" (each costs about {scale:.0f}× a pass of Lantern's own models)" if scale >= 1.5 else ""
+    st.caption(f"Cost of {what}: {token_passes:,} token passes{larger}{eta}.")
+    most = limit(refuse) / scale if refuse else math.inf
     if token_passes > most:
         st.warning(
             f"That is more than this server runs per request ({most:,.0f} token passes). Lower the steps or samples, "
             "or explain a shorter sentence."
         )
         return False
-    if token_passes <= limit(confirm) or st.session_state.get(f"{key}.approved") == run_key:
+    if token_passes <= limit(confirm) / scale or st.session_state.get(f"{key}.approved") == run_key:
         return True
     if st.button(f"Run {what}", key=f"{key}.run", type="primary"):
         st.session_state[f"{key}.approved"] = run_key
