@@ -1,6 +1,8 @@
 import streamlit as st
 
+from common.paths import REPO_ROOT
 from ui import cache
+from ui.state import md_escape
 
 st.title("Lantern")
 st.markdown(
@@ -31,12 +33,20 @@ st.subheader("Models")
 specs = cache.available_models()
 if not specs:
     st.warning("No model checkpoints found. See the README to train one.")
+licences: dict[str, str] = {}
 for spec in specs:
-    scores = (cache.read_json(str(spec.path / "scores.json")) or {}) if spec.kind == "checkpoint" else {}
-    test = scores.get("test") or {}
-    line = f"**{spec.title}** (`{spec.name}`)"
+    if spec.kind == "checkpoint":
+        test = (cache.read_json(str(spec.path / "scores.json")) or {}).get("test") or {}
+    else:  # a pretrained model scored on the same test split (python -m training.score_pretrained)
+        test = cache.read_json(str(REPO_ROOT / "evaluations" / "bleu" / f"{spec.name}.json")) or {}
+    line = f"**{md_escape(spec.title)}** (`{spec.name}`)"
     if test:
-        line += f": test BLEU {test['bleu']:.1f}, chrF {test['chrf']:.1f} ({test['n']} sentences, beam {test['beams']})"
+        line += f": test BLEU {test['bleu']:.1f}, chrF {test['chrf']:.1f} ({test['n']} sentences, "
+        line += f"beam {test['beams']})" if test.get("beams", 1) > 1 else "greedy)"
     st.markdown(line)
+    if spec.licence and spec.licence not in licences.values():
+        licences[spec.title.split(",")[0].split(" (")[0]] = spec.licence
+for title, terms in licences.items():
+    st.info(f"**{title}** is used under its own terms. {terms}. By using it here you agree to them.", icon="⚖️")
 
 st.page_link("app_pages/translate.py", label="Start: translate a sentence", icon=":material/translate:")

@@ -1,5 +1,6 @@
 import streamlit as st
 
+from models.sources import PACKAGED
 from ui import cache
 from ui.state import chart
 from viz.curves import training_curves
@@ -23,3 +24,13 @@ for spec in specs:
     if spec.card.exists():
         with st.expander("Model card"):
             st.markdown(spec.card.read_text(encoding="utf-8"))
+
+packaged = [p for p in PACKAGED.values() if p.card_path is not None and p.card_path.exists()]
+if packaged:
+    st.header("Pretrained models")
+    st.caption("Trained elsewhere; Lantern converts them and measures them on its own test splits.")
+for p in packaged:
+    st.subheader(p.title)
+    st.markdown(f"Licence: {p.licence}")
+    with st.expander("Model card"):
+        st.markdown(p.card_path.read_text(encoding="utf-8"))

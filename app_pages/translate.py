@@ -44,7 +44,16 @@ st.dataframe(
     },
 )
 with st.expander("Raw tokens (what the tokenizers produced; ▁ marks the start of a word)"):
-    st.markdown("**Source:** " + " ".join(f"`{t}`" for t in tr.src_tokens))
+    if tr.src_span is not None:
+        a, b = tr.src_span
+        st.markdown("**Source:** " + " ".join(f"`{t}`" for t in tr.src_tokens[a:b]))
+        st.markdown(
+            f"**The whole prompt the model read** ({len(tr.src_tokens)} tokens; your sentence is tokens {a} to "
+            f"{b - 1}):"
+        )
+        st.code("".join(tr.src_tokens).replace("▁", " "), language=None, wrap_lines=True)
+    else:
+        st.markdown("**Source:** " + " ".join(f"`{t}`" for t in tr.src_tokens))
     st.markdown("**Output:** " + " ".join(f"`{t}`" for t in tr.tgt_tokens))
 
 counts = cache.read_json(str(inputs.spec.path / "training_counts.json")) if inputs.spec.kind == "checkpoint" else None

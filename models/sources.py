@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.paths import cache_root, checkpoint_roots
+from common.paths import REPO_ROOT, cache_root, checkpoint_roots
 
 ROOTS_ENV = "LANTERN_MODEL_ROOTS"  # extra folders (os.pathsep-separated) local models may be loaded from
 
@@ -33,6 +33,11 @@ class PackagedModel:
     terms: str = ""  # the licence terms' file inside the package, shown by the app
     prompts: tuple[str, ...] = ()  # few-shot translation prompts offered as models of their own (models.prompting)
     chat: bool = True  # wrap a free prompt in the tokenizer's chat template when it has one
+    card: str = ""  # its model card in the repository (source, licence, prompts, measured scores)
+
+    @property
+    def card_path(self) -> Path | None:
+        return REPO_ROOT / self.card if self.card else None
 
     @property
     def folder(self) -> Path:
@@ -84,6 +89,7 @@ PACKAGED: dict[str, PackagedModel] = {
         terms="data/GEMMA_TERMS.html",
         prompts=("zh-en", "en-fr", "en-de"),
         chat=False,  # a base model: no chat template
+        card="models/cards/gemma-3-270m.md",
     ),
 }
 
