@@ -168,3 +168,13 @@ def test_perturbations_touch_the_sentence_only(prompted, monkeypatch):
     faith = measure(prompted, tr, attribute(prompted, tr, "input_x_gradient"))
     assert faith.kendall_loo.shape == (len(tr.tgt_tokens),)
     assert np.isfinite(faith.comprehensiveness).all()
+
+
+def test_batched_scoring_gives_the_outputs_of_one_by_one_translation(prompted):
+    from training.score_pretrained import main, translate_batch
+
+    texts = ["I love you.", "Two dogs play in the snow.", "He did it."]
+    alone = [translate(prompted, t, Decoding(max_new_tokens=6)).text for t in texts]
+    assert translate_batch(prompted, texts, 6) == alone  # left padding changes nothing
+    assert main(["--model", "no-such-model"]) == 2
+    assert main(["--model", "lstm-zh-en", "--n", "0"]) == 2

@@ -49,6 +49,16 @@ def test_lstm_translates_the_seed_sentence_and_love_attends_to_ai(num_beams):
     assert tr.src_tokens[int(np.argmax(maps.cross[0, 0, row]))] == "爱"
 
 
+def test_a_built_in_model_translates_the_seed_sentence_with_beijing_and_tiananmen():
+    """The first sentence a user types: Lantern's own zh->en models say "Tokyo" or miss 天安门 (never in their
+    training data); at least one built-in model gets it right (Gemma 3 270M, prompted)."""
+    zh_en = [s for s in list_models() if s.src_lang == "zh" and s.tgt_lang == "en" and s.kind != "pretrained"]
+    outputs = {s.name: translate(load_model(s), "我爱北京天安门").text for s in zh_en}
+    right = [name for name, text in outputs.items() if "Beijing" in text and "Tiananmen" in text]
+    assert right, outputs
+    assert "gemma-3-270m-zh-en" in outputs
+
+
 @pytest.mark.parametrize("num_beams", [1, 5])
 def test_forced_decoding_of_the_models_own_output_reproduces_its_scores(num_beams):
     from explain.generation import force_translation
