@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -103,3 +104,25 @@ def test_a_shared_link_is_the_first_request_to_a_fresh_server(browser_page):
         assert page.get_by_role("textbox", name="Source text").input_value() == "你好。"
         assert page.get_by_role("link", name="Evaluate").count() == 1  # app.py's menu is there
         assert "attr.method=saliency" in page.url
+
+
+def test_gemma_translates_the_seed_sentence_and_its_attributions_show_the_sentence(browser_page, app_url):
+    """A link to Gemma 3 270M prompted zh->en: the right translation, its licence, and attributions over the
+    sentence's tokens with the rest of the prompt one click away."""
+    import urllib.parse
+
+    page = browser_page
+    query = urllib.parse.urlencode({"model": "gemma-3-270m-zh-en", "src": "我爱北京天安门"})
+    page.goto(f"{app_url}/translate?{query}")
+    page.get_by_role("heading", name="Translate").first.wait_for()
+    page.get_by_text("I love Beijing Tiananmen Square.").first.wait_for(timeout=180_000)  # the first load converts
+    idle(page)
+    assert page.get_by_text("Gemma Terms of Use").count() >= 1
+    open_page(page, "Attributions")
+    page.get_by_text("rest of the few-shot prompt holds").first.wait_for(timeout=120_000)
+    idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.get_by_text("the whole prompt", exact=True).click()  # the sidebar's radio
+    page.wait_for_url(re.compile(r"prompt_view=prompt"))  # written as the run ends
+    idle(page)
+    assert page.get_by_text("rest of the few-shot prompt holds").count() == 0
