@@ -18,6 +18,12 @@ did at every step of its output.
   unsure it was (entropy), and which other tokens it was considering.
 - **Attention**: for every output token, how much the decoder looked at each source token when
   it produced that token.
+- **Attributions**, **What if?** and **Evaluate**: which input tokens drove each output token (gradients and
+  perturbations), what the model does when you force another word or edit its attention, and how far each
+  explanation can be trusted.
+- **Inside**: what happens between input and output: the LSTM's states and gates step by step (and where else
+  a pattern of units fires), the logit lens (what a Transformer would say if it stopped at each layer), the
+  vectors behind one attention head, the most active feed-forward neurons, and the map of the token embeddings.
 - **Training**: how each shipped model learned: loss and BLEU along its training run, and its
   model card (data, licence, split, scores).
 

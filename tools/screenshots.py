@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 
 from tools.browser import REPO, browser_page, open_page, running_app
@@ -17,6 +18,23 @@ SHOTS = [
     ("Training", "training", "text=Model card"),
     ("Train a model", "train", "text=Jobs"),
 ]
+# (a shared link's path and state, file name, what must be on screen before the shot)
+LINKS = [
+    ({"model": "lstm-zh-en", "src": "我爱北京天安门", "inside.view": "states"}, "inside-lstm", "text=Units"),
+    ({"model": "transformer-zh-en", "src": "我爱北京天安门", "inside.view": "lens"}, "inside-lens", "text=tuned lens"),
+    (
+        {"model": "lstm-zh-en", "src": "我爱北京天安门", "inside.view": "embeddings", "inside.pick": "京"},
+        "inside-embeddings",
+        "text=cosine similarity",
+    ),
+    (
+        {"model": "gemma-3-270m-zh-en", "src": "我爱北京天安门"},
+        "gemma-attributions",
+        "text=rest of the few-shot prompt",
+    ),
+]
+LINK_PAGES = {"inside-lstm": "inside", "inside-lens": "inside", "inside-embeddings": "inside",
+              "gemma-attributions": "attributions"}  # fmt: skip
 
 
 def main(out: Path = REPO / "docs") -> None:
@@ -30,6 +48,14 @@ def main(out: Path = REPO / "docs") -> None:
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")  # the run has finished
             page.wait_for_timeout(1500)  # let plotly finish drawing
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")  # and any run that followed
+            page.screenshot(path=str(out / f"{name}.png"))
+            print(out / f"{name}.png")
+        for state, name, ready in LINKS:
+            page.goto(f"{url}/{LINK_PAGES[name]}?{urllib.parse.urlencode(state)}")
+            page.locator(ready).first.wait_for(timeout=300_000)  # Gemma: converted on first use
+            page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
+            page.wait_for_timeout(1500)
+            page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
             page.screenshot(path=str(out / f"{name}.png"))
             print(out / f"{name}.png")
 

@@ -345,6 +345,8 @@ def embeddings_view(inputs: Inputs, tr: Translation, anatomy: Anatomy) -> None:
     )
     n = c2.slider("Vocabulary tokens on the map", 100, 5000, 1000, 100, key="inside.n")
     sentence = tr.src_tokens if side == "source" else tr.tgt_tokens
+    if side == "source" and tr.src_span is not None and not inputs.whole_prompt:  # the sentence, not the prompt
+        sentence = tr.src_tokens[tr.src_span[0] : tr.src_span[1]]
     proj = compute(cache.run_embedding_projection, inputs.spec, side, int(n), tuple(sentence))
     chart(embedding_scatter(proj), "inside.embeddings")
     st.caption(
