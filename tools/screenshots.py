@@ -25,7 +25,7 @@ LINKS = [
     (
         {"model": "lstm-zh-en", "src": "我爱北京天安门", "inside.view": "embeddings", "inside.pick": "京"},
         "inside-embeddings",
-        "text=cosine similarity",
+        "text=PCA of",
     ),
     (
         {"model": "gemma-3-270m-zh-en", "src": "我爱北京天安门"},
