@@ -90,6 +90,7 @@ def _load_another_model() -> None:
         )
         if st.button("Load", key="model.load"):
             try:
+                cache.warm_up().join()  # reads the config with transformers: never beside the background import
                 spec = pretrained_spec(st.session_state.get("model.add", ""))
                 cache.get_model(spec)
             except (PretrainedModelError, CheckpointError) as err:
@@ -115,6 +116,7 @@ def _known_model(name: object, by_name: dict[str, ModelSpec]) -> bool:
     if not isinstance(name, str) or not name.strip():
         return False
     try:
+        cache.warm_up().join()  # reads the config with transformers: never beside the background import
         spec = pretrained_spec(name)
     except PretrainedModelError as err:
         ui_state.note(f"The model {name!r} is not available here ({err}); showing {next(iter(by_name))} instead.")

@@ -126,3 +126,12 @@ def test_gemma_translates_the_seed_sentence_and_its_attributions_show_the_senten
     page.wait_for_url(re.compile(r"prompt_view=prompt"))  # written as the run ends
     idle(page)
     assert page.get_by_text("rest of the few-shot prompt holds").count() == 0
+
+    # a decoder-only model inside: the logit lens of Gemma's 18 layers over the output
+    page.goto(
+        f"{app_url}/inside?{urllib.parse.urlencode({**dict(urllib.parse.parse_qsl(query)), 'inside.view': 'lens'})}"
+    )
+    page.get_by_text("tuned lens").first.wait_for(timeout=120_000)
+    idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlert']").filter(has_text="rror").count() == 0
