@@ -55,7 +55,10 @@ class Faithfulness:
             "AOPC sufficiency ↓": self.aopc_sufficiency,
             "soft comprehensiveness ↑": float(np.mean(self.soft_comprehensiveness)),
             "soft sufficiency ↓": float(np.mean(self.soft_sufficiency)),
-            "Kendall τ with leave-one-out ↑": float(np.nanmean(self.kendall_loo)),
+            # NaN when no step has a τ (a one-token text: nothing to rank)
+            "Kendall τ with leave-one-out ↑": (
+                float(np.nanmean(self.kendall_loo)) if np.isfinite(self.kendall_loo).any() else float("nan")
+            ),
         }
 
 
