@@ -160,10 +160,10 @@ def test_perturbations_touch_the_sentence_only(prompted, monkeypatch):
     occ = attribute(prompted, tr, "occlusion", with_prefix=False)
     outside = np.ones(len(tr.src_tokens), bool)
     outside[a:b] = False
-    assert np.abs(occ.scores[:, outside]).max() == 0
+    assert np.abs(occ.scores[:, outside]).max() < 1e-9  # the prompt is never perturbed
     assert np.abs(occ.scores[:, a:b]).max() > 0
     lime = attribute(prompted, tr, "lime", with_prefix=False, n_samples=16)
-    assert np.abs(lime.scores[:, outside]).max() == 0
+    assert np.abs(lime.scores[:, outside]).max() < 1e-9
 
     faith = measure(prompted, tr, attribute(prompted, tr, "input_x_gradient"))
     assert faith.kendall_loo.shape == (len(tr.tgt_tokens),)

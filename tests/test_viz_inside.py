@@ -45,9 +45,10 @@ def test_unit_heatmap_draws_the_selected_columns_and_refuses_a_shape_mismatch():
     assert isinstance(fig, go.Figure)
     np.testing.assert_allclose(np.asarray(fig.data[0].z), values)
     assert list(fig.layout.xaxis.ticktext) == ["7", "2", "9"] and list(fig.layout.yaxis.ticktext) == list("我爱你。")
-    assert fig.layout.shapes[0].y0 == 0.5 and fig.layout.shapes[0].y1 == 2.5  # rows 1 and 2 outlined
+    outline = fig.layout.shapes[0]
+    np.testing.assert_allclose([outline.y0, outline.y1], [0.5, 2.5], atol=1e-9)  # rows 1 and 2 outlined
     signed = unit_heatmap(values - 6, list("我爱你。"), [0, 1, 2])
-    assert signed.data[0].zmid == 0 and signed.data[0].zmin == -6
+    np.testing.assert_allclose([signed.data[0].zmid, signed.data[0].zmin], [0, -6], atol=1e-6)
     with pytest.raises(ValueError, match="4 tokens × 2 units"):
         unit_heatmap(values, list("我爱你。"), [0, 1])
 
