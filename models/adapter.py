@@ -73,7 +73,7 @@ class LanternModel:
         """Every id that ends generation."""
         return list(dict.fromkeys([self.tgt_tokenizer.eos_token_id, self.end_id, *self.stop_ids]))
 
-    def _cut(self, ids: list[int]) -> list[int]:
+    def cut(self, ids: list[int]) -> list[int]:
         """``ids`` up to and including the first id that ends an output."""
         stops = set(self.stops())
         end = next((i for i, t in enumerate(ids) if t in stops), None)
@@ -165,7 +165,7 @@ class LanternModel:
         eos = self.tgt_tokenizer.eos_token_id
         prefix = list(prefix or [])
         if set(prefix) & set(self.stops()):
-            return self._cut(prefix)
+            return self.cut(prefix)
         if len(prefix) >= decoding.max_new_tokens:
             return prefix[: decoding.max_new_tokens]
         batch = self._batch(src_ids + ([] if self.is_seq2seq() else prefix))
@@ -182,7 +182,7 @@ class LanternModel:
             )
         out = out[0].tolist()
         out = out[1:] if self.is_seq2seq() else out[len(src_ids) :]
-        return self._cut(out)
+        return self.cut(out)
 
     @under_policy
     def generate_nbest(self, src_ids: list[int], decoding: Decoding, n: int) -> list[tuple[list[int], float]]:
@@ -207,7 +207,7 @@ class LanternModel:
         for seq, score in zip(out.sequences.tolist(), out.sequences_scores.tolist(), strict=True):
             seq = seq[1:] if self.is_seq2seq() else seq[len(src_ids) :]
             ended = set(seq) & set(self.stops())
-            seq = self._cut(seq) if ended else [t for t in seq if t != self.tgt_tokenizer.pad_token_id]
+            seq = self.cut(seq) if ended else [t for t in seq if t != self.tgt_tokenizer.pad_token_id]
             result.append((seq, float(score)))
         return result
 

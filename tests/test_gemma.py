@@ -49,7 +49,7 @@ def test_the_sentence_is_a_span_of_its_prompt(prompted):
 def test_an_output_ends_at_the_end_of_its_line(prompted):
     end = prompted.end_id
     assert end in prompted.stops()
-    assert prompted._cut([5, 6, end, 7, 8]) == [5, 6, end]
+    assert prompted.cut([5, 6, end, 7, 8]) == [5, 6, end]
     src = prompted.encode_source("I love you.")
     assert prompted.generate_ids(src.ids, Decoding(max_new_tokens=8), prefix=[5, end, 9]) == [5, end]
     tr = force_translation(prompted, "I love you.", "Je t'aime.")

@@ -50,7 +50,7 @@ def translate_batch(lm: LanternModel, texts: Sequence[str], max_new_tokens: int 
             pad_token_id=pad,
         )
     start = 1 if lm.is_seq2seq() else width
-    return [lm.decode(lm._cut(seq[start:])) for seq in out.tolist()]
+    return [lm.decode(lm.cut(seq[start:])) for seq in out.tolist()]
 
 
 def score(
