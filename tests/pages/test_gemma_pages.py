@@ -84,3 +84,13 @@ def test_evaluate_starts_with_the_fast_methods_on_a_large_model(app_env):
     assert len(at.dataframe[0].value) == 1  # one method measured, on the sentence's tokens
     at = open_page("app_pages/evaluate.py", model=MODEL, src="。")  # defaults, on a one-token sentence
     assert at.multiselect(key="eval.methods").value == ["attention", "input_x_gradient"]
+
+
+def test_every_inside_view_runs_on_the_prompted_model(app_env):
+    for view in ("lens", "norms", "neuron", "ffn", "embeddings"):
+        at = open_page("app_pages/inside.py", model=MODEL, src=SEED, **{"inside.view": view})
+        assert not at.exception, (view, at.exception)
+        assert not at.error, (view, [e.value for e in at.error])
+        assert at.get("plotly_chart"), view
+    at = open_page("app_pages/inside.py", model=MODEL, src=SEED, **{"inside.view": "embeddings"})
+    assert at.selectbox(key="inside.pick").options == ["我", "爱", "北京", "天", "安", "门"]  # the sentence's tokens
