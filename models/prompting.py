@@ -56,8 +56,9 @@ class FewShot:
         return "\n\n"
 
 
-# Drawn (random.Random(0), 6 to 14 words or characters, sentences absent from the test split) from the training
-# split of each corpus as ``training.corpora.load_splits`` makes it; tests/test_gemma.py checks they still are.
+# Chosen by hand (short, natural sentences) among six pairs drawn with random.Random(0) from the training split of
+# each corpus as ``training.corpora.load_splits`` makes it (6 to 14 words or characters, neither side in the test
+# split); tests/test_gemma.py checks they are still training pairs absent from the test split.
 FEW_SHOT: dict[str, FewShot] = {
     "zh-en": FewShot(
         "zh",
