@@ -12,3 +12,6 @@ TRAINING_COUNTS = "training_counts.json"  # token -> occurrences in the training
 HISTORY_FILE = "history.json"  # training and validation records of the run
 SCORES_FILE = "scores.json"  # test scores with their sacreBLEU signatures
 CARD_FILE = "README.md"  # the model card
+TRAINING_CONFIG = "training_config.json"  # the run's config: enough to rebuild its data split from the data root
+TRACIN_DIR = "tracin"  # weight snapshots taken during training, with their learning rates (``tracin.json``)
+TRACIN_FILE = "tracin.json"

@@ -207,6 +207,14 @@ class LstmEncoder(nn.Module):
         return BaseModelOutput(last_hidden_state=self.dropout(out))
 
 
+class TiedProjection(nn.Module):
+    """The output layer, tied to the target embeddings: a module without weights of its own, so that code that
+    needs the vectors entering the output layer (training-data influence) can hook it like a ``Linear``."""
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight, bias)
+
+
 class LstmDecoder(nn.Module):
     """Target embeddings -> LSTM -> additive attention -> attentional vector -> tied logits."""
 
@@ -227,6 +235,7 @@ class LstmDecoder(nn.Module):
         self.attention = AdditiveAttention(h, h, config.attention_dim)
         self.combine = nn.Linear(2 * h, e)  # [h_t; c_t] -> attentional vector, embedding-sized
         self.output_bias = nn.Parameter(torch.zeros(config.tgt_vocab_size))
+        self.project = TiedProjection()
 
     def initial_state(self, enc: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bridge from the final forward state (last token) and final backward state (first token)."""
@@ -259,7 +268,7 @@ class LstmDecoder(nn.Module):
         context, alphas = self.attention(out, enc, src_mask, first_position=first)
         attentional = self.dropout(torch.tanh(self.combine(torch.cat([out, context], -1))))
         attentional = slice_logits_to_keep(attentional, logits_to_keep)  # project only the positions asked for
-        logits = F.linear(attentional, self.embed_tokens.weight, self.output_bias)
+        logits = self.project(attentional, self.embed_tokens.weight, self.output_bias)
         return logits, alphas, LstmDecoderCache(h, c, first + embeds.shape[1])
 
 

@@ -83,6 +83,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0
     amp: str = "none"
+    init_from: str = ""
+    tracin_snapshots: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("train", "save_every"): (1, None),
     ("train", "log_every"): (1, None),
     ("train", "threads"): (0, None),
+    ("train", "tracin_snapshots"): (0, None),
 }
 CORPUS_LANGUAGES = {"tatoeba-en-zh": {"en", "zh"}, "tatoeba-en-fr": {"en", "fr"}, "multi30k-en-de": {"en", "de"}}
 

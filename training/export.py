@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from common.files import atomic_dir, write_json
-from models.folder import HISTORY_FILE, META_FILE, TRAINING_COUNTS
+from models.folder import HISTORY_FILE, META_FILE, TRACIN_DIR, TRACIN_FILE, TRAINING_CONFIG, TRAINING_COUNTS
 from models.loading import load_seq2seq_folder
 from training.checkpoint import save_model_dir
 from training.corpora import multi30k_tokenized
@@ -47,6 +47,29 @@ def token_counts(trainer: Trainer) -> dict[str, dict[str, int]]:
     }
 
 
+def export_snapshots(trainer: Trainer, folder: Path) -> list[dict[str, Any]]:
+    """The run's TracIn snapshots up to the exported (best) model, in ``folder/tracin/``.
+
+    The snapshot taken at the best step holds the exported weights; it is not copied again but points at
+    the folder's own ``model.safetensors`` (``"weights": "."``).
+    """
+    src = trainer.run_dir / TRACIN_DIR
+    if not (src / TRACIN_FILE).exists():
+        return []
+    best = trainer.state["best_step"]
+    kept = [s for s in json.loads((src / TRACIN_FILE).read_text()) if s["step"] <= best]
+    for snap in kept:
+        if snap["step"] == best:
+            snap["weights"] = "."
+        else:
+            snap["weights"] = f"{TRACIN_DIR}/step-{snap['step']}"
+            shutil.copytree(src / f"step-{snap['step']}", folder / snap["weights"])
+    if kept:
+        (folder / TRACIN_DIR).mkdir(exist_ok=True)
+        write_json(folder / TRACIN_DIR / TRACIN_FILE, kept)
+    return kept
+
+
 def stop_reason(trainer: Trainer) -> str:
     """Why the run ended; inferred from its state for runs that ended before the reason was stored."""
     st, t = trainer.state, trainer.cfg.train
@@ -71,6 +94,8 @@ def export_run(trainer: Trainer, out_dir: Path, test: bool = True) -> dict[str, 
         save_model_dir(tmp, best, trainer.src_tok, trainer.tgt_tok, dtype=torch.float16)
         shutil.copy(trainer.run_dir / HISTORY_FILE, tmp / HISTORY_FILE)
         write_json(tmp / TRAINING_COUNTS, token_counts(trainer))
+        write_json(tmp / TRAINING_CONFIG, cfg.as_dict())
+        snapshots = export_snapshots(trainer, tmp)
         write_meta(
             tmp,
             title=f"{ARCH_NAMES[cfg.model.architecture]} {d.src_lang}→{d.tgt_lang} ({d.corpus})",
@@ -79,7 +104,11 @@ def export_run(trainer: Trainer, out_dir: Path, test: bool = True) -> dict[str, 
             corpus=d.corpus,
         )
     model, src_tok, tgt_tok = load_seq2seq_folder(out_dir)
-    info: dict[str, Any] = {"stop_reason": stop_reason(trainer), "dropped_too_long": trainer.dropped}
+    info: dict[str, Any] = {
+        "stop_reason": stop_reason(trainer),
+        "dropped_too_long": trainer.dropped,
+        "tracin": snapshots,
+    }
     if test:
         test_pairs = trainer.splits.test
         t0 = time.perf_counter()

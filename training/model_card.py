@@ -153,6 +153,25 @@ def write_model_card(
         f"best validation BLEU {state['best_bleu']:.2f} at step {state['best_step']} "
         f"(greedy, {len(splits.val[: cfg.train.eval_sentences])} sentences).",
         f"- Wall time {state['elapsed_s'] / 60:.1f} min on {_machine()}, validation included.",
+        *(
+            [
+                f"- Continued from `{state['init_from']['folder']}` at its step {state['init_from']['step']} "
+                "(its weights, tokenizers and history; steps and wall time above count both runs)."
+            ]
+            if state.get("init_from")
+            else []
+        ),
+        *(
+            [
+                f"- TracIn snapshots: {len(info['tracin'])} (steps "
+                + ", ".join(str(s["step"]) for s in info["tracin"])
+                + "; mean learning rates "
+                + ", ".join(f"{s['lr']:.2g}" for s in info["tracin"])
+                + ") in `tracin/`, for the training-data influence of `provenance.tracin`."
+            ]
+            if info.get("tracin")
+            else []
+        ),
         f"- Curves: `history.json` ({len(vals)} validations), plotted on the app's Training page.\n",
         _table(cfg.as_dict()["train"]),
         "\n## Samples (first test sentences)\n",

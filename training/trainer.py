@@ -5,9 +5,12 @@ alone or data-parallel under ``torchrun``. The CLI is ``training.train``; the ex
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import math
 import random
+import shutil
 import signal
 import sys
 import time
@@ -21,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from common.files import atomic_dir, existing_dir, write_json
 from models import threads
+from models.folder import HISTORY_FILE, TARGET_TOKENIZER_DIR, TRACIN_DIR, TRACIN_FILE
 from models.lstm_attention import LstmAttnConfig, LstmAttnForConditionalGeneration
 from models.transformer import build_transformer
 from training import distributed
@@ -152,15 +156,31 @@ class Trainer:
         }
         if self.last_dir is not None:
             self._restore(self.last_dir)
+        elif t.init_from:
+            self._init_from(Path(t.init_from))
         self.stop_reason = ""
         self._interrupted = False
 
     # --- set-up ---------------------------------------------------------------------------
 
     def _tokenizers(self) -> tuple[PreTrainedTokenizerFast, PreTrainedTokenizerFast]:
-        """Train (or, when resuming, reload) the tokenizers; with ``shared`` one serves both sides."""
+        """Train (or, when resuming, reload) the tokenizers; with ``shared`` one serves both sides.
+
+        With ``train.init_from`` they are the folder's own (a model continues with the vocabulary it has).
+        """
         k = self.cfg.tokenizer
         src_dir, tgt_dir = self.run_dir / "source_tokenizer", self.run_dir / "target_tokenizer"
+        if self.cfg.train.init_from and self.last_dir is None:
+            folder = Path(self.cfg.train.init_from)
+            if not (folder / "model.safetensors").exists():
+                raise FileNotFoundError(f"train.init_from: no model folder at {folder}")
+            src_dir = folder
+            tgt_dir = folder / TARGET_TOKENIZER_DIR if (folder / TARGET_TOKENIZER_DIR).exists() else folder
+            if self.dist.main:
+                save_tokenizer(load_tokenizer(src_dir), self.run_dir / "source_tokenizer")
+                save_tokenizer(load_tokenizer(tgt_dir), self.run_dir / "target_tokenizer")
+            src = load_tokenizer(src_dir)
+            return src, src if k.shared else load_tokenizer(tgt_dir)
         if not self.dist.main and self.last_dir is None:  # rank 0 trains them; the others read its files
             distributed.barrier(self.dist)
         if self.last_dir is not None or not self.dist.main:
@@ -181,6 +201,43 @@ class Trainer:
             save_tokenizer(tgt, tgt_dir)
         distributed.barrier(self.dist)
         return src, tgt
+
+    def _init_from(self, folder: Path) -> None:
+        """Start from a finished model's weights (continued training, e.g. to take TracIn snapshots).
+
+        Its training history is carried over (steps and wall time go on counting from where it stopped, so
+        the curves and the card describe the whole model), but not its best score or epoch count: this run
+        validates and keeps its own best.
+        """
+        from safetensors.torch import load_file
+
+        _load_weights(self.model, {k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
+        if (folder / HISTORY_FILE).exists():
+            records = json.loads((folder / HISTORY_FILE).read_text(encoding="utf-8"))["records"]
+            self.state["history"] = records
+            self.state["step"] = max((r["step"] for r in records), default=0)
+            self.state["elapsed_s"] = max((r.get("elapsed_s", 0.0) for r in records), default=0.0)
+        self.state["init_from"] = {"folder": str(folder), "step": self.state["step"]}
+        log.info("continuing from %s (step %d)", folder, self.state["step"])
+
+    def _save_snapshot(self, epoch_lrs: list[float]) -> None:
+        """End of an epoch: the weights (fp16) and the epoch's mean learning rate, for TracIn.
+
+        TracIn (Pruthi et al. 2020) sums, over checkpoints, the learning rate times the dot product of
+        gradients; the mean rate of the steps since the previous snapshot stands for that interval.
+        """
+        n = self.cfg.train.tracin_snapshots
+        if not n or not self.dist.main:
+            return
+        root = self.run_dir / TRACIN_DIR
+        st = self.state
+        with atomic_dir(root / f"step-{st['step']}") as tmp:
+            copy.deepcopy(self.model).to(torch.float16).save_pretrained(tmp)
+        index = json.loads((root / TRACIN_FILE).read_text()) if (root / TRACIN_FILE).exists() else []
+        index.append({"step": st["step"], "epoch": st["epoch"], "lr": sum(epoch_lrs) / max(1, len(epoch_lrs))})
+        for old in index[:-n]:
+            shutil.rmtree(root / f"step-{old['step']}", ignore_errors=True)
+        write_json(root / TRACIN_FILE, index[-n:])
 
     def _restore(self, folder: Path) -> None:
         saved = load_trainer_state(folder)
@@ -282,6 +339,11 @@ class Trainer:
             disable=not self.dist.main,
         )
         started, window_loss, window_tokens = time.perf_counter(), 0.0, 0
+        epoch_lrs: list[float] = []
+        if st.get("init_from") and not (self.run_dir / TRACIN_DIR / TRACIN_FILE).exists():
+            # the weights continued from are the end of the earlier run's trajectory: its last rate goes with them
+            rates = [r["lr"] for r in st["history"] if r.get("kind") == "train" and "lr" in r]
+            self._save_snapshot([rates[-1] if rates else t.lr])
         self._write_progress(started)
         try:
             while st["epoch"] < t.max_epochs and not self._should_stop(started):
@@ -292,6 +354,7 @@ class Trainer:
                     lr = lr_at(self.cfg, st["step"] + 1, self.total_steps) * st["plateau_scale"]
                     for group in self.opt.param_groups:
                         group["lr"] = lr
+                    epoch_lrs.append(lr)
                     loss, n_tok = self._loss(batch, t.label_smoothing)
                     if not torch.isfinite(loss):
                         raise TrainingStopped(
@@ -324,6 +387,8 @@ class Trainer:
                     st["batch_in_epoch"] = 0
                     if not t.eval_every and self._evaluate_all(started):
                         self.stop_reason = "early_stopping"
+                    self._save_snapshot(epoch_lrs)
+                    epoch_lrs = []
                     self._save_last(started)
                 if self.stop_reason:
                     break
