@@ -77,7 +77,7 @@ def test_cooccurring_tokens_and_pairs_with_both_sides(lm):
     ts = training_set(lm)
     ev = find_pairs(lm, "猫", also="cats")
     assert set(ev.with_other.tolist()) == {
-        i for i, (s, t) in enumerate(zip(ts.src, ts.tgt)) if "猫" in s and "cats" in t
+        i for i, (s, t) in enumerate(zip(ts.src, ts.tgt, strict=False)) if "猫" in s and "cats" in t
     }
     top = ev.cooccurring.set_index("token")
     assert top.loc["▁cats", "pairs"] == len(ev.with_other) and top.loc["▁cats", "lift"] > 1
@@ -98,8 +98,8 @@ def _direct_tracin(lm, snaps, pair_src, pair_tgt, src, tgt, t, smoothing):
         for s_ids, t_ids, labels, eps in ((pair_src, pair_tgt, pair_tgt, smoothing), (src, tgt, [tgt[t]], 0.0)):
             w = weight.detach().clone().requires_grad_(True)
             b = bias.detach().clone().requires_grad_(True)
-            captured = []
-            hook = layer.register_forward_pre_hook(lambda _m, a: captured.append(a[0]))
+            captured: list[torch.Tensor] = []
+            hook = layer.register_forward_pre_hook(lambda _m, a, into=captured: into.append(a[0]))
             dec = torch.tensor([[model.config.decoder_start_token_id, *t_ids[:-1]]])
             model(input_ids=torch.tensor([s_ids]), decoder_input_ids=dec)
             hook.remove()
@@ -198,7 +198,7 @@ def test_tracin_agrees_with_captums_tracincp(lm, tmp_path):
         s_len, t_len = max(map(len, srcs)), max(map(len, tgts))
         ids, mask = torch.zeros(len(srcs), s_len, dtype=torch.long), torch.zeros(len(srcs), s_len, dtype=torch.long)
         dec, labels = torch.zeros(len(srcs), t_len, dtype=torch.long), torch.full((len(srcs), t_len), -100)
-        for i, (s, t) in enumerate(zip(srcs, tgts)):
+        for i, (s, t) in enumerate(zip(srcs, tgts, strict=False)):
             ids[i, : len(s)], mask[i, : len(s)] = torch.tensor(s), 1
             dec[i, : len(t)] = torch.tensor([1, *t[:-1]])
             labels[i, : len(t)] = torch.tensor(t)
@@ -241,10 +241,9 @@ def test_influence_lists_proponents_and_opponents_and_pairs_rank_themselves(lm):
 
 
 def test_models_lantern_did_not_train_say_so(tmp_path):
-    from tests.conftest import make_tiny_marian
-
     from provenance import NoTrainingData, find_pairs
     from provenance.tracin import snapshots
+    from tests.conftest import make_tiny_marian
 
     make_tiny_marian(20, 20).save_pretrained(tmp_path / "hub-model")
     with pytest.raises(NoTrainingData, match="not trained by Lantern"):
