@@ -128,6 +128,8 @@ def _key(folder: Path, raw: dict[str, Any]) -> str:
     from training.corpora import CORPORA, corpus_path
 
     h = hashlib.sha256(json.dumps(raw["data"], sort_keys=True).encode())
+    if raw["data"].get("exclude"):
+        h.update(Path(raw["data"]["exclude"]).read_bytes())
     for tok in sorted(folder.rglob("tokenizer.json")):
         h.update(tok.read_bytes())
     corpus = raw["data"]["corpus"]
@@ -170,7 +172,7 @@ def _build(folder: str) -> TrainingSet:
 
     from common.paths import cache_root
     from training.config import config_from_dict
-    from training.corpora import DataNotFoundError, load_splits
+    from training.corpora import DataNotFoundError, load_splits, training_pairs
 
     raw = json.loads((Path(folder) / TRAINING_CONFIG).read_text(encoding="utf-8"))
     cfg = config_from_dict({k: v for k, v in raw.items() if k != "name"} | {"name": raw.get("name", "model")})
@@ -188,7 +190,7 @@ def _build(folder: str) -> TrainingSet:
         splits = load_splits(d.corpus, d.src_lang, d.tgt_lang, d.val_size, d.test_size, d.split_seed, d.max_chars)
     except (DataNotFoundError, FileNotFoundError) as err:
         raise NoTrainingData(f"the training corpus of {Path(folder).name} is not on this machine: {err}") from err
-    train = splits.train[: d.limit_train] if d.limit_train else splits.train
+    train = training_pairs(splits, d.limit_train, d.exclude)
     src_rows = src_tok([p.src for p in train], add_special_tokens=False).input_ids
     tgt_rows = tgt_tok([p.tgt for p in train], add_special_tokens=False).input_ids
     extra_src, extra_tgt = _specials(src_tok), _specials(tgt_tok)

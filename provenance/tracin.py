@@ -25,6 +25,7 @@ and the tests check this module against it). So a query runs in two stages:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -52,6 +53,7 @@ class Snapshot:
     step: int
     lr: float
     weights: Path  # a model folder (config.json + model.safetensors)
+    stamp: int = 0  # the weights file's modification time: a retrained snapshot is a different one
 
 
 def snapshots(lm_or_folder: Any) -> list[Snapshot]:
@@ -65,12 +67,19 @@ def snapshots(lm_or_folder: Any) -> list[Snapshot]:
             f"training from it with --set train.init_from={folder}): exact evidence works, influence does not"
         )
     return [
-        Snapshot(int(s["step"]), float(s["lr"]), (folder / s["weights"]).resolve())
+        Snapshot(
+            int(s["step"]),
+            float(s["lr"]),
+            (folder / s["weights"]).resolve(),
+            (folder / s["weights"] / "model.safetensors").stat().st_mtime_ns,
+        )
         for s in json.loads(index.read_text(encoding="utf-8"))
     ]
 
 
+@functools.lru_cache(maxsize=8)
 def load_snapshot(snap: Snapshot) -> nn.Module:
+    """The model at a snapshot, frozen (kept: queries reuse it; nothing may change it)."""
     from transformers import AutoModelForSeq2SeqLM
 
     import models.lstm_attention  # noqa: F401  (registers the LSTM with the Auto classes)

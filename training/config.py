@@ -25,6 +25,7 @@ class DataConfig:
     max_chars: int = 200
     max_tokens: int = 64
     limit_train: int = 0
+    exclude: str = ""
 
 
 @dataclass(frozen=True)

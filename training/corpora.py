@@ -7,6 +7,7 @@ message says which file to put where and where the public original lives.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -294,3 +295,13 @@ def load_splits(
         raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
     splits.report = report.as_dict()
     return splits
+
+
+def training_pairs(splits: Splits, limit_train: int = 0, exclude: str = "") -> list[Pair]:
+    """The pairs a run trains on: the split's training part, cut to ``limit_train``, less the pairs listed (by index
+    into that part) in the JSON file ``exclude`` (e.g. the top proponents of a removal experiment)."""
+    train = splits.train[:limit_train] if limit_train else splits.train
+    if exclude:
+        drop = set(json.loads(Path(exclude).read_text(encoding="utf-8")))
+        train = [p for i, p in enumerate(train) if i not in drop]
+    return train

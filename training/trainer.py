@@ -31,7 +31,7 @@ from training import distributed
 from training.batching import bucket_batches, encode_pairs, iterate
 from training.checkpoint import load_trainer_state, save_model_dir, save_trainer_state
 from training.config import ConfigError, RunConfig, config_from_dict
-from training.corpora import Splits, load_splits
+from training.corpora import Splits, load_splits, training_pairs
 from training.scoring import corpus_scores, translate_texts
 from training.tokenization import load_tokenizer, save_tokenizer, train_tokenizer
 
@@ -121,8 +121,7 @@ class Trainer:
             cfg.data.split_seed,
             cfg.data.max_chars,
         )
-        if cfg.data.limit_train:
-            self.splits.train = self.splits.train[: cfg.data.limit_train]
+        self.splits.train = training_pairs(self.splits, cfg.data.limit_train, cfg.data.exclude)
         self.last_dir = existing_dir(self.run_dir / "last") if resume else None
         if resume and self.last_dir is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.run_dir / 'last'}")

@@ -426,3 +426,53 @@ def warm_up() -> _WarmUp:
     """Start importing the model code in the background (the first page renders without it, see above); the
     first page that runs a model finds it imported, or waits for it."""
     return _WarmUp()
+
+
+# --- the Training data page (provenance) --------------------------------------------------------------------
+
+
+def training_data_status(spec: ModelSpec) -> tuple[str, str]:
+    """("none" | "evidence" | "influence", why): what the Training data page can show for this model."""
+    warm_up().join()
+    from provenance.data import NoTrainingData, training_config
+    from provenance.tracin import snapshots
+
+    try:
+        training_config(spec.path)
+    except NoTrainingData as err:
+        return "none", str(err)
+    try:
+        snapshots(spec.path)
+    except NoTrainingData as err:
+        return "evidence", str(err)
+    return "influence", ""
+
+
+@st.cache_data(max_entries=128, show_spinner="Searching the training pairs…")
+def run_find_pairs(spec: ModelSpec, query: tuple[int, ...] | str, side: str, also: tuple[int, ...] | None):
+    from provenance.evidence import find_pairs
+
+    return find_pairs(get_model(spec), list(query) if isinstance(query, tuple) else query, side, also=also)
+
+
+def influence_ready(spec: ModelSpec) -> bool:
+    from provenance.tracin import is_precomputed
+
+    return is_precomputed(get_model(spec))
+
+
+def run_precompute(spec: ModelSpec, progress: Callable[[float, str], None]) -> None:
+    from provenance.tracin import precompute
+
+    precompute(get_model(spec), progress=progress)
+
+
+def run_influence(spec: ModelSpec, text: str, decoding: Decoding, position: int):
+    """TracIn of one output token (its exact scores are cached per model, sentence, decoding and position)."""
+
+    def compute():
+        from provenance.tracin import influence
+
+        return influence(get_model(spec), run_translation(spec, text, decoding), position)
+
+    return _cached(("influence", spec, text, decoding, position), compute)

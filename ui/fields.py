@@ -101,6 +101,9 @@ FIELDS: dict[str, Field] = {
     "whatif.cstep": Field(int, 0, 511),
     "whatif.estep": Field(int, 0, 511),
     "whatif.escale": Field(float, 0.0, 3.0),
+    "data.step": Field(int, 0, 511),
+    "data.query": Field(str, max_chars=100),
+    "data.side": Field(str, choices=lambda: ("source", "target")),
     "eval.sanity_method": Field(str, choices=lambda: [m for m in _methods() if m != "deeplift"]),
     # the Inside page (ui/inside.py): its view, then each view's choices
     "inside.view": Field(str, choices=lambda: INSIDE_VIEWS),

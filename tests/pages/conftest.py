@@ -14,7 +14,9 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_root: Path, 
     root = tmp_path_factory.mktemp("checkpoints")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LANTERN_DATA", str(data_root))
-        for name, extra in (("tiny-zh-en", []), ("tiny-tf-zh-en", TINY_TRANSFORMER)):
+        # the LSTM keeps a TracIn snapshot at the end of its first epoch (8 steps) for the Training data page
+        lstm = ["--set", "train.tracin_snapshots=2", "--set", "train.max_steps=12", "--set", "train.eval_every=4"]
+        for name, extra, after in (("tiny-zh-en", [], lstm), ("tiny-tf-zh-en", TINY_TRANSFORMER, [])):
             code = train.main(
                 [
                     "configs/lstm_zh_en.toml",
@@ -28,6 +30,7 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_root: Path, 
                     "train.max_steps=4",
                     "--set",
                     "train.eval_every=2",
+                    *after,
                 ]
             )
             assert code == 0
