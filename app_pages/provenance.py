@@ -58,7 +58,7 @@ def open_pair(frame: pd.DataFrame, key: str) -> None:
         key=f"{key}.pick",
         format_func=lambda i: f"#{frame.pair[i]}: {frame.source[i]} → {frame.target[i]}",
     )
-    if c2.button("Open", key=f"{key}.open"):
+    if c2.button("Open it", key=f"{key}.open", help="make this pair's source the sentence of every page"):
         request_state({"src": str(frame.source[pick])})
 
 

@@ -22,6 +22,7 @@ PAGES = [
     "Attributions",
     "Inside",
     "What if?",
+    "Training data",
     "Evaluate",
     "Training",
     "Train a model",
