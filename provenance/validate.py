@@ -8,7 +8,8 @@
 more often than chance (rank 1 of 26k by chance: 0.004%). ``removal`` (Pruthi et al. 2020, §4; Koh & Liang 2017):
 train a model keeping snapshots, take the top-k proponents of a set of test outputs, retrain from scratch without
 them and, separately, without as many random pairs; if the scores mean what they say, the outputs' log-probabilities
-drop more without the proponents. Same seed, same config, same split: only the removed pairs differ.
+drop more without the proponents. Same seed, same config, same split, the base model's tokenizers: only the
+removed pairs differ.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def _train(config: str, overrides: list[str], run_dir: Path, exclude: Path | Non
     from training.export import export_run
     from training.trainer import Trainer
 
-    extra = [f"data.exclude={exclude}"] if exclude else []
+    extra = (
+        [f"data.exclude={exclude}", f"tokenizer.from_folder={run_dir.parent / 'base' / 'export'}"] if exclude else []
+    )
     cfg = load_config(config, [*overrides, *extra])
     out = run_dir / "export"
     if (out / "model.safetensors").exists():  # an interrupted experiment resumes where it stopped

@@ -255,3 +255,18 @@ def test_models_lantern_did_not_train_say_so(tmp_path):
 
     with pytest.raises(NoTrainingData, match="not trained by Lantern"):
         find_pairs(Hub(), "x")
+
+
+def test_a_removal_run_trains_without_the_listed_pairs_on_the_same_tokenizers(trained, lm, tmp_path):
+    from provenance import training_set
+
+    full = training_set(lm)
+    drop = [0, 5, 9]
+    (tmp_path / "drop.json").write_text(json.dumps(drop))
+    args = ["configs/lstm_zh_en.toml", "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "ck"), *TINY]
+    extra = [f"data.exclude={tmp_path / 'drop.json'}", f"tokenizer.from_folder={trained}", "train.max_steps=2"]
+    assert train.main([*args, "--no-test", *[x for e in extra for x in ("--set", e)]]) == 0
+    for name in ("tokenizer.json", "target_tokenizer/tokenizer.json"):
+        assert (tmp_path / "ck" / name).read_text() == (trained / name).read_text()
+    reduced = training_set(tmp_path / "ck")
+    assert reduced.src == [s for i, s in enumerate(full.src) if i not in drop]

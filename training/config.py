@@ -37,6 +37,7 @@ class TokenizerConfig:
     tgt_vocab_size: int = 4000
     tgt_min_frequency: int = 2
     shared: bool = False
+    from_folder: str = ""
 
 
 @dataclass(frozen=True)

@@ -165,17 +165,21 @@ class Trainer:
     def _tokenizers(self) -> tuple[PreTrainedTokenizerFast, PreTrainedTokenizerFast]:
         """Train (or, when resuming, reload) the tokenizers; with ``shared`` one serves both sides.
 
-        With ``train.init_from`` they are the folder's own (a model continues with the vocabulary it has).
+        With ``train.init_from`` they are the folder's own (a model continues with the vocabulary it has); with
+        ``tokenizer.from_folder``, that folder's (a model trained on other data reads the same tokens, e.g. in a
+        removal experiment).
         """
         k = self.cfg.tokenizer
         src_dir, tgt_dir = self.run_dir / "source_tokenizer", self.run_dir / "target_tokenizer"
-        if self.cfg.train.init_from and self.last_dir is None:
-            folder = Path(self.cfg.train.init_from)
-            if not (folder / "model.safetensors").exists():
-                raise FileNotFoundError(f"train.init_from: no model folder at {folder}")
+        given = self.cfg.train.init_from or k.from_folder
+        if given and self.last_dir is None:
+            folder = Path(given)
+            if not (folder / "tokenizer.json").exists():
+                raise FileNotFoundError(f"no tokenizer in {folder} (train.init_from / tokenizer.from_folder)")
             src_dir = folder
             tgt_dir = folder / TARGET_TOKENIZER_DIR if (folder / TARGET_TOKENIZER_DIR).exists() else folder
             if self.dist.main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
                 save_tokenizer(load_tokenizer(src_dir), self.run_dir / "source_tokenizer")
                 save_tokenizer(load_tokenizer(tgt_dir), self.run_dir / "target_tokenizer")
             src = load_tokenizer(src_dir)
