@@ -28,21 +28,31 @@ LINKS = [
         "text=PCA of",
     ),
     (
+        {"model": "lstm-zh-en", "src": "我爱北京天安门", "data.step": 5, "data.query": "京"},
+        "training-evidence",
+        "text=…whose translation has",
+    ),
+    ({"model": "lstm-zh-en", "src": "我爱北京天安门", "data.step": 5}, "training-tracin", "text=Proponents"),
+    (
         {"model": "gemma-3-270m-zh-en", "src": "我爱北京天安门"},
         "gemma-attributions",
         "text=rest of the few-shot prompt",
     ),
 ]
 LINK_PAGES = {"inside-lstm": "inside", "inside-lens": "inside", "inside-embeddings": "inside",
-              "gemma-attributions": "attributions"}  # fmt: skip
+              "gemma-attributions": "attributions", "training-evidence": "provenance",
+              "training-tracin": "provenance"}  # fmt: skip
+TABS = {"training-tracin": "Influence (TracIn)"}  # a tab to open before the shot
 
 
-def main(out: Path = REPO / "docs") -> None:
+def main(out: Path = REPO / "docs", only: set[str] | None = None) -> None:
     out.mkdir(exist_ok=True)
     with running_app() as url, browser_page(height=1100) as page:
         page.goto(url)
         page.get_by_role("heading", name="Lantern").wait_for()
         for link, name, ready in SHOTS:
+            if only and name not in only:
+                continue
             open_page(page, link)
             page.locator(ready).first.wait_for()
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")  # the run has finished
@@ -51,7 +61,11 @@ def main(out: Path = REPO / "docs") -> None:
             page.screenshot(path=str(out / f"{name}.png"))
             print(out / f"{name}.png")
         for state, name, ready in LINKS:
+            if only and name not in only:
+                continue
             page.goto(f"{url}/{LINK_PAGES[name]}?{urllib.parse.urlencode(state)}")
+            if name in TABS:
+                page.get_by_role("tab", name=TABS[name]).click()
             page.locator(ready).first.wait_for(timeout=300_000)  # Gemma: converted on first use
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
             page.wait_for_timeout(1500)
@@ -61,4 +75,6 @@ def main(out: Path = REPO / "docs") -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(only=set(sys.argv[1:]) or None)  # e.g. python -m tools.screenshots attention training-tracin

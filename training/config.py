@@ -86,7 +86,7 @@ class TrainConfig:
     threads: int = 0
     amp: str = "none"
     init_from: str = ""
-    tracin_snapshots: int = 0
+    tracin_snapshots: int = 2
 
 
 @dataclass(frozen=True)
