@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from models.folder import TRACIN_DIR, TRACIN_FILE
+from models.threads import refresh, under_policy
 from provenance.data import NoTrainingData, TrainingSet, model_folder, training_config, training_set
 
 PROJECTION_DIM = 32  # k of R_a and R_h: 2k float16 numbers per training token and snapshot
@@ -209,6 +210,7 @@ def _basis(model: nn.Module, src, tgt, batches, pad: int, rank: int) -> np.ndarr
     return vt[:rank].T.float().numpy()
 
 
+@under_policy
 def precompute(
     lm: Any,
     top: int = TOP,
@@ -259,6 +261,7 @@ def precompute(
                 val, ind = probs.topk(top, -1)
                 ids_out[rows], p_out[rows] = ind.numpy(), val.numpy()
                 h_out[rows] = (_with_bias(torch.cat(hs), bias) @ basis_t).numpy()
+                refresh()  # the thread count follows the machine's load between batches
                 if progress and (bi % 20 == 0 or bi == len(batches) - 1):
                     done = (si + (bi + 1) / len(batches)) / len(snaps)
                     progress(done, f"snapshot {si + 1}/{len(snaps)} (step {snap.step})")
@@ -395,6 +398,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+@under_policy
 def influence(
     lm: Any,
     text_or_translation: Any,
