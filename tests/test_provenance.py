@@ -270,3 +270,16 @@ def test_a_removal_run_trains_without_the_listed_pairs_on_the_same_tokenizers(tr
         assert (tmp_path / "ck" / name).read_text() == (trained / name).read_text()
     reduced = training_set(tmp_path / "ck")
     assert reduced.src == [s for i, s in enumerate(full.src) if i not in drop]
+
+
+def test_output_evidence_reads_the_aligned_source_span_and_shows_in_a_notebook(lm):
+    from explain import translate
+    from provenance import find_pairs, output_evidence
+
+    tr = translate(lm, "我爱猫。")
+    ev = output_evidence(lm, tr, 1, (1, 2))  # 爱 (the source has no start token: position 1 is the second char)
+    ref = find_pairs(lm, [tr.src_ids[1]], also=[tr.tgt_ids[1]])
+    assert ev.pairs.tolist() == ref.pairs.tolist() and ev.with_other.tolist() == ref.with_other.tolist()
+    assert "training pairs" in ev._repr_html_()
+    with pytest.raises(ValueError, match="outside"):
+        output_evidence(lm, tr, 1, (3, 99))
