@@ -44,7 +44,9 @@ def aligned_source() -> int:
     if row is None:
         return lm_span[0]
     a, b = lm_span
-    return a + int(np.argmax(row[a:b]))
+    special = set(cache.get_model(inputs.spec).src_tokenizer.all_special_ids)
+    weights = np.where([i in special for i in tr.src_ids[a:b]], -np.inf, row[a:b])
+    return a + int(np.argmax(weights)) if np.isfinite(weights).any() else a
 
 
 def open_pair(frame: pd.DataFrame, key: str) -> None:
@@ -62,6 +64,27 @@ def open_pair(frame: pd.DataFrame, key: str) -> None:
         request_state({"src": str(frame.source[pick])})
 
 
+def show_evidence(ev, text: str, side: str, shown_tok: str) -> None:
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"Training pairs with {text!r}", f"{ev.n_pairs:,}", help=f"of {ev.n_training_pairs:,}")
+    m2.metric("Occurrences", f"{ev.n_occurrences:,}")
+    if ev.with_other is not None:
+        m3.metric(f"…whose translation has {shown_tok!r}", f"{len(ev.with_other):,}")
+    if ev.n_pairs == 0:
+        st.info(f"{text!r} never occurs on the {side} side of the training pairs: the model never saw it there.")
+        return
+    st.markdown(f"**What the {'translations' if side == 'source' else 'sources'} of these pairs hold**")
+    st.caption(
+        "Tokens of the other side, by the number of these pairs that have them; lift: how many times more "
+        "often than in an average training pair (a translation's signature is high in both)."
+    )
+    co = ev.cooccurring.assign(token=lambda d: prettify_tokens(list(d.token)))
+    st.dataframe(co.drop(columns="id").head(15), hide_index=True, width="stretch")
+    st.markdown("**The pairs**" + (f" (those with {shown_tok!r} first)" if ev.with_other is not None else ""))
+    st.dataframe(ev.examples, hide_index=True, width="stretch")
+    open_pair(ev.examples, "data.ev")
+
+
 evidence_tab, influence_tab = st.tabs(["Exact evidence", "Influence (TracIn)"])
 
 with evidence_tab:
@@ -77,26 +100,12 @@ with evidence_tab:
     side = c2.radio("in", ["source", "target"], key="data.side", horizontal=True)
     text = query.strip() or default
     also = (tr.tgt_ids[t],) if side == "source" else None
-    ev = run_or_explain(cache.run_find_pairs, inputs.spec, text, side, also)
-    shown_tok = prettify_token(tr.tgt_tokens[t]).strip()
-    m1, m2, m3 = st.columns(3)
-    m1.metric(f"Training pairs with {text!r}", f"{ev.n_pairs:,}", help=f"of {ev.n_training_pairs:,}")
-    m2.metric("Occurrences", f"{ev.n_occurrences:,}")
-    if ev.with_other is not None:
-        m3.metric(f"…whose translation has {shown_tok!r}", f"{len(ev.with_other):,}")
-    if ev.n_pairs == 0:
-        st.info(f"{text!r} never occurs on the {side} side of the training pairs: the model never saw it there.")
+    try:
+        evidence = cache.run_find_pairs(inputs.spec, text, side, also)
+    except ValueError as err:  # an empty query, or one outside the vocabulary: said here, the other tab still works
+        st.warning(md_escape(str(err)))
     else:
-        st.markdown(f"**What the {'translations' if side == 'source' else 'sources'} of these pairs hold**")
-        st.caption(
-            "Tokens of the other side, by the number of these pairs that have them; lift: how many times more "
-            "often than in an average training pair (a translation's signature is high in both)."
-        )
-        co = ev.cooccurring.assign(token=lambda d: prettify_tokens(list(d.token)))
-        st.dataframe(co.drop(columns="id").head(15), hide_index=True, width="stretch")
-        st.markdown("**The pairs**" + (f" (those with {shown_tok!r} first)" if ev.with_other is not None else ""))
-        st.dataframe(ev.examples, hide_index=True, width="stretch")
-        open_pair(ev.examples, "data.ev")
+        show_evidence(evidence, text, side, prettify_token(tr.tgt_tokens[t]).strip())
 
 with influence_tab:
     if status == "evidence":

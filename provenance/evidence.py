@@ -67,6 +67,11 @@ def _ids(lm: Any, query: str | Sequence[int], side: str) -> list[int]:
         ids = list(tok(query.strip(), add_special_tokens=False).input_ids)
         if not ids:
             raise ValueError("the query is empty: type a word, a character or a few of them")
+        if tok.unk_token_id is not None and tok.unk_token_id in ids:
+            raise ValueError(
+                f"{query.strip()!r} holds characters outside the model's {side} vocabulary: it never saw them in "
+                "training, so no training pair has them"
+            )
         return ids
     ids = [int(i) for i in query]
     if not ids:

@@ -66,3 +66,10 @@ def test_a_model_lantern_did_not_train_says_so(env):
     assert not at.exception, at.exception
     assert any("not trained by Lantern" in i.value for i in at.info)
     assert not at.metric
+
+
+def test_a_query_outside_the_vocabulary_is_a_clear_warning_and_the_page_goes_on(env):
+    at = open_page(PAGE, model="tiny-zh-en", src=SRC, **{"data.query": "Ω"})
+    assert not at.exception, at.exception
+    assert any("outside the model's source vocabulary" in w.value for w in at.warning)
+    assert any("computed once" in i.value for i in at.info)  # the influence tab is still drawn
