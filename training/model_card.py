@@ -155,8 +155,9 @@ def write_model_card(
         f"- Wall time {state['elapsed_s'] / 60:.1f} min on {_machine()}, validation included.",
         *(
             [
-                f"- Continued from `{state['init_from']['folder']}` at its step {state['init_from']['step']} "
-                "(its weights, tokenizers and history; steps and wall time above count both runs)."
+                f"- Continued from `{state['init_from']['folder']}`: its weights (its best, step "
+                f"{state['init_from'].get('weights_step', state['init_from']['step'])}), tokenizers and history (to "
+                f"step {state['init_from']['step']}); steps and wall time above count both runs."
             ]
             if state.get("init_from")
             else []

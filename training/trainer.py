@@ -220,7 +220,9 @@ class Trainer:
             self.state["history"] = records
             self.state["step"] = max((r["step"] for r in records), default=0)
             self.state["elapsed_s"] = max((r.get("elapsed_s", 0.0) for r in records), default=0.0)
-        self.state["init_from"] = {"folder": str(folder), "step": self.state["step"]}
+        vals = [r for r in self.state["history"] if r.get("kind") == "val" and "bleu" in r]
+        best = max(vals, key=lambda r: r["bleu"])["step"] if vals else self.state["step"]  # the weights' own step
+        self.state["init_from"] = {"folder": str(folder), "step": self.state["step"], "weights_step": best}
         log.info("continuing from %s (step %d)", folder, self.state["step"])
 
     def _save_snapshot(self, epoch_lrs: list[float]) -> None:
