@@ -127,7 +127,7 @@ with influence_tab:
     st.caption(
         f"TracIn (Pruthi et al. 2020) over {len(result.steps)} snapshots (steps {', '.join(map(str, result.steps))}) "
         "of the output layer: a proponent's training step raised the log-probability of "
-        f"“{md_escape(result.token)}” here, an opponent's lowered it. Scores are exact for the "
+        f"“{md_escape(prettify_token(result.token).strip())}” here, an opponent's lowered it. Scores are exact for the "
         f"{len(result.table)} pairs shown (found by an estimate that agrees with them at Spearman "
         f"{result.agreement:.2f}); {result.seconds:.1f} s. Evidence about how far to trust them: the README's "
         "self-influence and removal checks."
