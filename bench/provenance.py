@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *evidence_rows(),
         "",
-        "## TracIn of one output token (“Tokyo” of 我爱北京天安门)",
+        "## TracIn of one output token (of 我爱北京天安门: the LSTM's “Tokyo”, the Transformer's “Hokkaido”)",
         "",
         "Query: retrieval over every training pair and exact re-ranking of the 100 best and 100 worst (median of 3, "
         "snapshots already loaded as in the app). Without the index: the same exact scores for every training "
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "| exact, every pair (s) | Captum TracInCP, every pair (s) |",
         "|---|---|---|---|---|---|---|---|",
         *tracin_rows("lstm-zh-en", "我爱北京天安门", "Tokyo", args.captum_pairs),
+        *tracin_rows("transformer-zh-en", "我爱北京天安门", "Hokkaido", args.captum_pairs),
         "",
     ]
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")
