@@ -114,7 +114,8 @@ with influence_tab:
     if not cache.influence_ready(inputs.spec):
         st.info(
             "TracIn needs this model's training gradients at each snapshot, computed once for all its training "
-            "pairs (Lantern's zh→en models: about 75 s on 2 cores, 72 MB in cache/); after that a query takes a few seconds."
+            "pairs (Lantern's zh→en models: about 75 s on 2 cores, 72 MB in cache/); after that a query takes a "
+            "few seconds."
         )
         if not st.button("Compute the training gradients", key="data.precompute", type="primary"):
             st.stop()

@@ -7,7 +7,7 @@ positive when a gradient step on z lowers the test loss (a *proponent*: it taugh
 for an *opponent*. Here z' is one output token (its loss is -log p(y_t), so proponents raise its log-probability),
 z a training pair with the loss training used (token cross-entropy with the run's label smoothing, summed over its
 tokens), and the checkpoints are the end-of-epoch snapshots of ``train.tracin_snapshots`` with their mean learning
-rates. Adam's preconditioning is not in the formula (as in the paper, which used SGD's rates for Adam runs too).
+rates. Adam's preconditioning is not in the formula (TracIn's first-order view of a training step).
 
 The gradients are those of the output layer (TracIn's "last layer" variant, the one the paper and Captum's
 ``TracInCPFast`` make interactive). Why not Captum's fast classes themselves: they assume one output row per
@@ -15,12 +15,15 @@ example, so an example's last-layer gradient is one outer product; a sentence pa
 tokens, Σ_t (p_t − q_t) h_tᵀ, which those classes cannot express (Captum's exact ``TracInCP`` handles any loss,
 and the tests check this module against it). So a query runs in two stages:
 
-1. **Retrieve** with a random projection computed once per model (``precompute``): per training token, the
-   projected error ``R_a (p_t − q_t)`` and projected input ``R_h h_t`` (k numbers each), so that
-   Σ_t (ã_t·ã')(h̃_t·h̃') estimates each pair's gradient dot product without bias (a Kronecker-structured
-   Johnson–Lindenstrauss map) for all pairs at once.
+1. **Retrieve** with an index computed once per model (``precompute``): per training token and snapshot, its
+   softmax's ``TOP`` largest entries and its output-layer input in the ``RANK`` principal directions of those
+   inputs. A pair's score is Σ_t ((p_t − q_t)·a') (h_t·h'), and both factors are nearly exact from these (the
+   softmax mass outside its top entries and the inputs' variance outside the principal directions are small).
+   A random projection of both factors (the Kronecker-structured sketch of Captum's ``TracInCPFastRandProj``) was
+   tried first and failed here: most pairs' gradients are nearly orthogonal to a test token's, so the sketch's
+   error, which scales with the gradients' norms, swamped the scores (Spearman ≈ 0 with the exact ones at k = 32).
 2. **Re-rank exactly**: the ``candidates`` best and worst pairs are run through every snapshot again and scored
-   with the full vocabulary and the unprojected inputs; the scores shown are these exact last-layer scores.
+   with the full vocabulary and the full inputs; the scores shown are these exact last-layer scores.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,6 @@ from models.folder import TRACIN_DIR, TRACIN_FILE
 from models.threads import refresh, under_policy
 from provenance.data import NoTrainingData, TrainingSet, model_folder, training_config, training_set
 
-PROJECTION_DIM = 32  # k of R_a and R_h: 2k float16 numbers per training token and snapshot
 CANDIDATES = 100  # pairs re-ranked exactly at each end (proponents, opponents)
 BATCH = 128
 
@@ -146,7 +148,7 @@ def _errors(logits: torch.Tensor, labels: Sequence[int], smoothing: float) -> to
 
 
 @dataclass(frozen=True, eq=False)
-class Projected:
+class Index:
     """Per snapshot and training token, what the retrieval stage needs to estimate (p − q)·a' and h·h':
     the ``top`` largest probabilities of the token's softmax (ids ``top_ids``, values ``top_p``) and its output-layer
     input in a ``basis`` of the principal directions of the training inputs (``h``). ``labels``: the token ids;
@@ -186,7 +188,7 @@ def _cache_path(lm: Any, snaps: list[Snapshot], top: int, rank: int) -> Path:
 
 
 _LOCK = threading.Lock()
-_MEMO: dict[str, Projected] = {}
+_MEMO: dict[str, Index] = {}
 TOP = 8  # softmax entries kept per training token
 RANK = 48  # principal directions kept of the output layer's inputs
 
@@ -217,7 +219,7 @@ def precompute(
     rank: int = RANK,
     progress: Callable[[float, str], None] | None = None,
     save: bool = True,
-) -> Projected:
+) -> Index:
     """The retrieval index of every snapshot (once per model: kept in memory and in ``cache/provenance``)."""
     snaps = snapshots(lm)
     path = _cache_path(lm, snaps, top, rank)
@@ -227,7 +229,7 @@ def precompute(
         if path.exists():
             z = np.load(path)
             n = len(snaps)
-            proj = Projected(
+            proj = Index(
                 tuple(s.step for s in snaps), tuple(s.lr for s in snaps), [z[f"ids{i}"] for i in range(n)],
                 [z[f"p{i}"] for i in range(n)], [z[f"h{i}"] for i in range(n)], [z[f"basis{i}"] for i in range(n)],
                 z["labels"], z["starts"], float(z["smoothing"]), float(z["seconds"]),
@@ -267,7 +269,7 @@ def precompute(
                     progress(done, f"snapshot {si + 1}/{len(snaps)} (step {snap.step})")
             for key, value in zip(("ids", "p", "h", "basis"), (ids_out, p_out, h_out, basis), strict=True):
                 parts[key].append(value)
-        proj = Projected(
+        proj = Index(
             tuple(s.step for s in snaps), tuple(s.lr for s in snaps), parts["ids"], parts["p"], parts["h"],
             parts["basis"], labels, starts, smoothing, time.perf_counter() - t0,
         )  # fmt: skip
@@ -294,8 +296,8 @@ class Influence:
     """Proponents and opponents of one output token among the training pairs, with exact last-layer scores.
 
     ``table``: one row per re-ranked pair (``pair``, ``source``, ``target``, ``score`` = Σ_k lr_k g_k·g'_k,
-    ``projected`` = the retrieval estimate, ``kind`` proponent/opponent), best proponents first.
-    ``agreement``: Spearman correlation of projected and exact scores over the re-ranked pairs.
+    ``estimate`` = the retrieval stage's, ``kind`` proponent/opponent), best proponents first.
+    ``agreement``: Spearman correlation of the estimates and the exact scores over the re-ranked pairs.
     """
 
     token: str
@@ -303,11 +305,10 @@ class Influence:
     source: str
     output: tuple[str, ...]
     table: pd.DataFrame
-    projected_all: np.ndarray  # every training pair's projected score
+    estimates: np.ndarray  # every training pair's retrieval estimate
     agreement: float
     steps: tuple[int, ...]
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     def proponents(self, n: int = 10) -> pd.DataFrame:
         return self.table[self.table.score > 0].head(n)
@@ -337,8 +338,8 @@ def _test_vectors(model: nn.Module, src_ids: list[int], tgt_ids: list[int], t: i
 def exact_scores(
     lm: Any, pairs: Sequence[int], src_ids: list[int], tgt_ids: list[int], t: int, models: list[nn.Module] | None = None
 ) -> np.ndarray:
-    """TracIn last-layer scores of training ``pairs`` for output token ``t``, unprojected: for each snapshot,
-    lr × Σ_tokens ((p − q)·(p' − e')) (h·h'), summed over snapshots."""
+    """TracIn last-layer scores of training ``pairs`` for output token ``t``, with the full softmax and inputs:
+    for each snapshot, lr × Σ_tokens ((p − q)·(p' − e')) (h·h'), summed over snapshots."""
     snaps = snapshots(lm)
     models = models or [load_snapshot(s) for s in snaps]
     ts = training_set(lm)
@@ -365,7 +366,7 @@ def _segment_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
-def projected_scores(proj: Projected, tests: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+def estimated_scores(proj: Index, tests: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
     """Every training pair's estimated TracIn score for one test token (its exact a' = p' − e', h' per snapshot).
 
     Per training token, (p − q)·a' = p·p' − p[y'] − (1−ε) p'[y] + (1−ε)[y = y'] (q: the smoothed target, its ε/V
@@ -429,7 +430,7 @@ def influence(
     models = [load_snapshot(s) for s in snaps]
     pad = lm.src_tokenizer.pad_token_id or 0
     tests = [_test_vectors(m, src_ids, tgt_ids, t, pad) for m in models]
-    approx = projected_scores(proj, tests)
+    approx = estimated_scores(proj, tests)
     order = np.argsort(-approx, kind="stable")
     chosen = np.unique(np.concatenate([order[:candidates], order[::-1][:candidates]]))
     exact = exact_scores(lm, chosen.tolist(), src_ids, tgt_ids, t, models)
@@ -439,7 +440,7 @@ def influence(
             "source": [ts.src[i] for i in chosen],
             "target": [ts.tgt[i] for i in chosen],
             "score": exact,
-            "projected": approx[chosen],
+            "estimate": approx[chosen],
         }
     )
     table["kind"] = np.where(table.score > 0, "proponent", "opponent")
@@ -450,7 +451,7 @@ def influence(
         source=tr.src_text if hasattr(tr, "src_text") else "",
         output=tuple(tokens),
         table=table,
-        projected_all=approx,
+        estimates=approx,
         agreement=_spearman(approx[chosen], exact),
         steps=proj.steps,
         seconds=time.perf_counter() - t0,
@@ -481,7 +482,7 @@ def self_influence(lm: Any, pairs: Sequence[int], token: int = 0) -> pd.DataFram
         src = lm.src_tokenizer(ts.src[i]).input_ids
         tgt = lm.tgt_tokenizer(ts.tgt[i]).input_ids
         t = min(token, len(tgt) - 1)
-        scores = projected_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models])
+        scores = estimated_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models])
         rank = int((scores > scores[i]).sum()) + 1
         rows.append({"pair": int(i), "token": lm.tgt_tokenizer.convert_ids_to_tokens(tgt[t]), "rank": rank})
     return pd.DataFrame(rows)

@@ -32,10 +32,10 @@ from provenance.data import training_set
 from provenance.tracin import (
     _features,
     _test_vectors,
+    estimated_scores,
     influence,
     load_snapshot,
     precompute,
-    projected_scores,
     snapshots,
 )
 
@@ -53,7 +53,7 @@ def self_ranks(lm: Any, pairs: list[int]) -> list[dict[str, Any]]:
         src = lm.src_tokenizer(ts.src[i]).input_ids
         tgt = lm.tgt_tokenizer(ts.tgt[i]).input_ids
         scores = sum(
-            projected_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models]) for t in range(len(tgt))
+            estimated_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models]) for t in range(len(tgt))
         )
         rows.append({"pair": int(i), "rank": int((scores > scores[i]).sum()) + 1, "n": len(scores)})
     return rows

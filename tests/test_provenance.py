@@ -135,12 +135,12 @@ def test_tracin_last_layer_equals_its_definition_and_the_retrieval_estimate_trac
     np.testing.assert_allclose(exact, direct, rtol=1e-4, atol=1e-6 * np.abs(direct).max())
     assert len({round(x, 12) for x in direct}) == len(direct)  # different pairs, different scores
 
-    from provenance.tracin import _test_vectors, precompute, projected_scores
+    from provenance.tracin import _test_vectors, estimated_scores, precompute
 
     proj = precompute(lm)
     models = [load_snapshot(s) for s in snaps]
     every = exact_scores(lm, list(range(len(ts))), src, tgt, 1, models)
-    approx = projected_scores(proj, [_test_vectors(m, src, tgt, 1, 0) for m in models])
+    approx = estimated_scores(proj, [_test_vectors(m, src, tgt, 1, 0) for m in models])
     assert np.corrcoef(every, approx)[0, 1] > 0.9
 
 
@@ -231,7 +231,7 @@ def test_influence_lists_proponents_and_opponents_and_pairs_rank_themselves(lm):
     assert len(result.table) > 0 and result.table.score.is_monotonic_decreasing
     assert (result.proponents().score > 0).all() and (result.opponents().score < 0).all()
     assert result.agreement > 0.5
-    assert set(result.table.columns) >= {"pair", "source", "target", "score", "projected", "kind"}
+    assert set(result.table.columns) >= {"pair", "source", "target", "score", "estimate", "kind"}
     ranks = self_influence(lm, list(range(0, len(ts), 3)), token=0)
     # chance is half the pairs; each tiny sentence has 4-5 near-copies (they differ by 啊 and "really") that rank
     # as high as the pair itself, so a quarter is what a working score can be held to here
