@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import cache
-from ui.state import request_state
+from ui.state import request_state, stop_page
 from ui.widgets import ProgressBar, md_escape, page_translation, run_or_explain, sidebar_inputs
 from viz.tokens import prettify_token, prettify_tokens
 
@@ -22,7 +22,7 @@ if status == "none":
         f"{md_escape(why)}. Lantern shows training data only for the models it trained itself (their split is "
         "rebuilt from the data root); for a pretrained model it would be guessing."
     )
-    st.stop()
+    stop_page()
 
 steps = list(range(len(tr.tgt_tokens)))
 t = min(
@@ -110,7 +110,7 @@ with evidence_tab:
 with influence_tab:
     if status == "evidence":
         st.info(md_escape(why))
-        st.stop()
+        stop_page()
     if not cache.influence_ready(inputs.spec):
         st.info(
             "TracIn needs this model's training gradients at each snapshot, computed once for all its training "
@@ -118,7 +118,7 @@ with influence_tab:
             "few seconds."
         )
         if not st.button("Compute the training gradients", key="data.precompute", type="primary"):
-            st.stop()
+            stop_page()
         bar = ProgressBar("Running every training pair through every snapshot…")
         cache.run_precompute(inputs.spec, lambda f, _msg: bar(f))
         bar.done()

@@ -1,5 +1,6 @@
 """The Training data page in a real browser: the seed sentence's "Tokyo", its evidence, and a training pair opened."""
 
+import re
 import urllib.parse
 
 import pytest
@@ -37,4 +38,4 @@ def test_tokyo_evidence_then_a_training_pair_becomes_the_sentence_of_every_page(
     expect(page.get_by_role("textbox", name="Source text")).to_have_value(first, timeout=60_000)
     page.get_by_role("link", name="Translate").click()
     page.get_by_text(translate(lm, first, Decoding()).text, exact=True).first.wait_for()
-    assert first in urllib.parse.unquote(page.url).replace("+", " ")
+    expect(page).to_have_url(re.compile(re.escape(urllib.parse.quote(first))), timeout=60_000)  # and in the link

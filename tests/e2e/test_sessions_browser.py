@@ -14,7 +14,7 @@ from tools.browser import open_page
 
 pytestmark = pytest.mark.e2e
 
-SIDEBAR_PAGES = {"Translate", "Attention", "Attributions", "What if?", "Evaluate"}
+SIDEBAR_PAGES = {"Translate", "Attention", "Attributions", "What if?", "Training data", "Evaluate"}
 
 
 def session_panel(page):
