@@ -469,10 +469,10 @@ def _position(tokens: list[str], token: str | int) -> int:
     raise ValueError(f"{token!r} is not an output token; the output is {' '.join(tokens)}")
 
 
-def self_influence(lm: Any, pairs: Sequence[int], token: int = 0) -> pd.DataFrame:
-    """Training pairs queried against themselves: for output token ``token`` of each training pair (teacher-forced
-    on its own reference), the rank of the pair itself among all training pairs by the retrieval scores
-    (1 = its own top proponent), beside the chance rank (half the pairs)."""
+def self_influence(lm: Any, pairs: Sequence[int], token: int | None = None) -> pd.DataFrame:
+    """Training pairs queried against themselves: each pair's rank among all training pairs by the retrieval scores
+    (1 = its own top proponent; chance: half the pairs), queried with its whole loss (``token=None``: the sum over
+    its target tokens, teacher-forced on its own reference) or with one of its tokens."""
     proj = precompute(lm)
     ts = training_set(lm)
     models = [load_snapshot(s) for s in snapshots(lm)]
@@ -481,8 +481,7 @@ def self_influence(lm: Any, pairs: Sequence[int], token: int = 0) -> pd.DataFram
     for i in pairs:
         src = lm.src_tokenizer(ts.src[i]).input_ids
         tgt = lm.tgt_tokenizer(ts.tgt[i]).input_ids
-        t = min(token, len(tgt) - 1)
-        scores = estimated_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models])
-        rank = int((scores > scores[i]).sum()) + 1
-        rows.append({"pair": int(i), "token": lm.tgt_tokenizer.convert_ids_to_tokens(tgt[t]), "rank": rank})
+        steps = range(len(tgt)) if token is None else [min(token, len(tgt) - 1)]
+        scores = sum(estimated_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models]) for t in steps)
+        rows.append({"pair": int(i), "rank": int((scores > scores[i]).sum()) + 1, "n": len(scores)})
     return pd.DataFrame(rows)

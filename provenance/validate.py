@@ -29,34 +29,9 @@ from common.files import write_json
 from common.paths import REPO_ROOT
 from models.sources import ROOTS_ENV
 from provenance.data import training_set
-from provenance.tracin import (
-    _features,
-    _test_vectors,
-    estimated_scores,
-    influence,
-    load_snapshot,
-    precompute,
-    snapshots,
-)
+from provenance.tracin import _features, influence, self_influence
 
 OUT = REPO_ROOT / "evaluations" / "provenance"
-
-
-def self_ranks(lm: Any, pairs: list[int]) -> list[dict[str, Any]]:
-    """Rank of each training pair among all pairs when queried with its whole loss (sum over its tokens)."""
-    proj = precompute(lm)
-    ts = training_set(lm)
-    models = [load_snapshot(s) for s in snapshots(lm)]
-    pad = lm.src_tokenizer.pad_token_id or 0
-    rows = []
-    for i in pairs:
-        src = lm.src_tokenizer(ts.src[i]).input_ids
-        tgt = lm.tgt_tokenizer(ts.tgt[i]).input_ids
-        scores = sum(
-            estimated_scores(proj, [_test_vectors(m, src, tgt, t, pad) for m in models]) for t in range(len(tgt))
-        )
-        rows.append({"pair": int(i), "rank": int((scores > scores[i]).sum()) + 1, "n": len(scores)})
-    return rows
 
 
 def run_self(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +41,7 @@ def run_self(args: argparse.Namespace) -> dict[str, Any]:
     n = len(training_set(lm))
     pairs = np.random.default_rng(args.seed).choice(n, size=min(args.pairs, n), replace=False).tolist()
     t0 = time.perf_counter()
-    rows = self_ranks(lm, pairs)
+    rows = self_influence(lm, pairs).to_dict("records")
     ranks = np.array([r["rank"] for r in rows])
     return {
         "model": args.model,

@@ -233,6 +233,8 @@ def test_influence_lists_proponents_and_opponents_and_pairs_rank_themselves(lm):
     assert result.agreement > 0.5
     assert set(result.table.columns) >= {"pair", "source", "target", "score", "estimate", "kind"}
     ranks = self_influence(lm, list(range(0, len(ts), 3)), token=0)
+    whole = self_influence(lm, list(range(0, len(ts), 3)))  # each pair queried with its whole loss
+    assert whole["rank"].median() <= len(ts) / 4
     # chance is half the pairs; each tiny sentence has 4-5 near-copies (they differ by 啊 and "really") that rank
     # as high as the pair itself, so a quarter is what a working score can be held to here
     assert ranks["rank"].median() <= len(ts) / 4
