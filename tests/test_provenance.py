@@ -285,3 +285,12 @@ def test_output_evidence_reads_the_aligned_source_span_and_shows_in_a_notebook(l
     assert "training pairs" in ev._repr_html_()
     with pytest.raises(ValueError, match="outside"):
         output_evidence(lm, tr, 1, (3, 99))
+
+
+def test_a_fresh_run_in_an_old_run_folder_keeps_only_its_own_snapshots(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANTERN_DATA", str(data_root))
+    args = ["configs/lstm_zh_en.toml", "--run-dir", str(tmp_path / "run"), "--export", "none", *TINY]
+    for epochs in ("2", "1"):
+        assert train.main([*args, "--set", f"train.max_epochs={epochs}", "--set", "train.tracin_snapshots=3"]) == 0
+    kept = json.loads((tmp_path / "run" / "tracin" / "tracin.json").read_text())
+    assert [s["epoch"] for s in kept] == [1]

@@ -155,8 +155,11 @@ class Trainer:
         }
         if self.last_dir is not None:
             self._restore(self.last_dir)
-        elif t.init_from:
-            self._init_from(Path(t.init_from))
+        else:  # a fresh run: no snapshot of an earlier run in this folder may join its TracIn checkpoints
+            if self.dist.main:
+                shutil.rmtree(self.run_dir / TRACIN_DIR, ignore_errors=True)
+            if t.init_from:
+                self._init_from(Path(t.init_from))
         self.stop_reason = ""
         self._interrupted = False
 
