@@ -57,7 +57,7 @@ def open_pair(frame: pd.DataFrame, key: str) -> None:
     pick = c1.selectbox(
         "Open a training pair as the current sentence",
         frame.index,
-        key=f"{key}.pick",
+        key=f"{key}.pick.{hash(tuple(frame.pair))}",  # a new table, a new choice (an old index may not exist)
         format_func=lambda i: f"#{frame.pair[i]}: {frame.source[i]} → {frame.target[i]}",
     )
     if c2.button("Open it", key=f"{key}.open", help="make this pair's source the sentence of every page"):
