@@ -28,8 +28,9 @@ def test_tokyo_evidence_then_a_training_pair_becomes_the_sentence_of_every_page(
     page.get_by_role("heading", name="Training data").first.wait_for()
     ev = find_pairs(lm, "京", also=[tr.tgt_ids[tokyo]])
     page.get_by_text("…whose translation has 'Tokyo'").first.wait_for()
-    metrics = page.locator("[data-testid='stMetricValue']").all_inner_texts()
-    assert metrics[:3] == [f"{ev.n_pairs:,}", f"{ev.n_occurrences:,}", f"{len(ev.with_other):,}"]
+    expected = [f"{ev.n_pairs:,}", f"{ev.n_occurrences:,}", f"{len(ev.with_other):,}"]
+    # retried until the run has drawn all three (read mid-run, the page may hold only some of them)
+    expect(page.locator("[data-testid='stMetricValue']")).to_have_text(expected, timeout=60_000)
     idle(page)
     assert page.locator("[data-testid='stException']").count() == 0
 
