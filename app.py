@@ -27,6 +27,7 @@ PAGES = [
     st.Page("app_pages/inside.py", title="Inside", icon=":material/layers:"),
     st.Page("app_pages/whatif.py", title="What if?", icon=":material/alt_route:"),
     st.Page("app_pages/provenance.py", title="Training data", icon=":material/dataset:"),
+    st.Page("app_pages/explorer.py", title="Dataset explorer", icon=":material/table_view:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("app_pages/training.py", title="Training", icon=":material/show_chart:"),
     st.Page("app_pages/train.py", title="Train a model", icon=":material/model_training:"),

@@ -1,7 +1,7 @@
 """The layering of the design notes, and no import cycles.
 
-app_pages -> ui -> provenance, explain, viz, models, training       viz -> explain.types, explain.attention_views
-provenance -> explain, training -> models -> common                explain -> models -> common
+app_pages -> ui -> explore, provenance, explain, viz, models, training     viz -> explain.types, explain.attention_views
+explore, provenance -> explain, training -> models -> common              explain -> models -> common
 """
 
 import ast
@@ -12,13 +12,38 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("common", "models", "training", "explain", "provenance", "viz", "ui", "app_pages", "bench", "tools")
+PACKAGES = (
+    "common",
+    "models",
+    "training",
+    "explain",
+    "provenance",
+    "explore",
+    "viz",
+    "ui",
+    "app_pages",
+    "bench",
+    "tools",
+)
 FORBIDDEN = {
-    "common": {"models", "training", "explain", "provenance", "viz", "ui", "app_pages", "streamlit", "torch", "plotly"},
-    "models": {"streamlit", "plotly", "explain", "provenance", "viz", "ui", "app_pages", "training"},
-    "training": {"streamlit", "plotly", "explain", "provenance", "viz", "ui", "app_pages"},
-    "explain": {"streamlit", "plotly", "viz", "ui", "app_pages", "training", "provenance"},
+    "common": {
+        "models",
+        "training",
+        "explain",
+        "provenance",
+        "explore",
+        "viz",
+        "ui",
+        "app_pages",
+        "streamlit",
+        "torch",
+        "plotly",
+    },
+    "models": {"streamlit", "plotly", "explain", "provenance", "explore", "viz", "ui", "app_pages", "training"},
+    "training": {"streamlit", "plotly", "explain", "provenance", "explore", "viz", "ui", "app_pages"},
+    "explain": {"streamlit", "plotly", "viz", "ui", "app_pages", "training", "provenance", "explore"},
     "provenance": {"streamlit", "plotly", "viz", "ui", "app_pages"},
+    "explore": {"streamlit", "plotly", "viz", "ui", "app_pages", "provenance"},
     "viz": {"streamlit", "torch", "transformers", "captum", "ui", "app_pages", "models", "training"},
 }
 

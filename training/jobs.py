@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.files import process_alive
 from common.limits import limit
 from common.paths import REPO_ROOT, checkpoint_roots
 from training.corpora import Pair, clean_pairs
@@ -233,19 +234,6 @@ def _start(pairs: list[Pair], name: str, arch: str, preset: str, minutes: float,
     return job_status(folder)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (ended, not yet reaped by its parent) is not running
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def job_status(folder: Path) -> Job:
     meta = json.loads((folder / "job.json").read_text(encoding="utf-8"))
     progress = {}
@@ -259,7 +247,7 @@ def job_status(folder: Path) -> Job:
     if code_file.exists():
         code = code_file.read_text().strip()
         status = {"0": "finished", "130": "cancelled", "143": "cancelled"}.get(code, "failed")
-    elif _alive(meta["pid"]):
+    elif process_alive(meta["pid"]):
         status = "running"
     else:
         status = "cancelled" if (folder / "cancel-requested").exists() else "failed"

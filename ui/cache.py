@@ -476,3 +476,27 @@ def run_influence(spec: ModelSpec, text: str, decoding: Decoding, position: int)
         return influence(get_model(spec), run_translation(spec, text, decoding), position)
 
     return _cached(("influence", spec, text, decoding, position), compute)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def explorer_datasets(src_lang: str | None) -> dict[str, str]:
+    """Dataset names -> titles the explorer offers for a model reading ``src_lang`` (None: any text)."""
+    from explore.sets import offered
+
+    return offered(src_lang)
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the dataset…")
+def explorer_dataset(name: str):
+    """A named dataset (``explore.sets.dataset``); ``DatasetError`` or ``DataNotFoundError`` when it cannot be."""
+    from explore.sets import dataset
+
+    return dataset(name)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the run's table…")
+def explorer_table(folder: str, stamp: float):
+    """A finished explorer run (table, summary); ``stamp`` (the table's mtime) makes a rerun a new entry."""
+    from explore.run import load
+
+    return load(Path(folder))

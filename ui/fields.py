@@ -104,6 +104,15 @@ FIELDS: dict[str, Field] = {
     "data.step": Field(int, 0, 511),
     "data.query": Field(str, max_chars=100),
     "data.side": Field(str, choices=lambda: ("source", "target")),
+    # the Dataset explorer (app_pages/explorer.py)
+    "explore.dataset": Field(str, max_chars=200),
+    "explore.second": Field(str, max_chars=MAX_NAME_CHARS),
+    "explore.limit": Field(int, 1, 20_000),
+    "explore.search": Field(str, max_chars=200),
+    "explore.metric": Field(str, max_chars=100),
+    "explore.sort": Field(str, max_chars=100),
+    "explore.order": Field(str, choices=lambda: ("ascending", "descending")),
+    "explore.slice": Field(str, max_chars=100),
     "eval.sanity_method": Field(str, choices=lambda: [m for m in _methods() if m != "deeplift"]),
     # the Inside page (ui/inside.py): its view, then each view's choices
     "inside.view": Field(str, choices=lambda: INSIDE_VIEWS),

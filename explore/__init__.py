@@ -1,0 +1,1 @@
+"""Beyond one sentence: datasets run through a model, per-example metrics, and the WinoMT gender-bias probe."""
