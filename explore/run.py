@@ -222,7 +222,8 @@ def explore(
         rows.append(row)
     frame = pd.DataFrame(rows)
     front = ["id", "source", "output", *(["reference"] if ds.references is not None else [])]
-    return frame[front + [c for c in frame.columns if c not in front]]
+    rest = [c for c in frame.columns if c not in front and c != "note"]
+    return frame[front + rest + ["note"]]
 
 
 def summary(frame: pd.DataFrame, ds: Dataset, model: str, seconds: float, tgt_lang: str | None) -> dict[str, Any]:

@@ -34,6 +34,11 @@ LINKS = [
     ),
     ({"model": "lstm-zh-en", "src": "我爱北京天安门", "data.step": 5}, "training-tracin", "text=Proponents"),
     (
+        {"model": "transformer-en-fr", "explore.dataset": "test:transformer-en-fr", "explore.sort": "chrF"},
+        "explorer",
+        "text=Where the model does well and badly",
+    ),
+    (
         {"model": "gemma-3-270m-zh-en", "src": "我爱北京天安门"},
         "gemma-attributions",
         "text=rest of the few-shot prompt",
@@ -41,7 +46,7 @@ LINKS = [
 ]
 LINK_PAGES = {"inside-lstm": "inside", "inside-lens": "inside", "inside-embeddings": "inside",
               "gemma-attributions": "attributions", "training-evidence": "provenance",
-              "training-tracin": "provenance"}  # fmt: skip
+              "training-tracin": "provenance", "explorer": "explorer"}  # fmt: skip
 TABS = {"training-tracin": "Influence (TracIn)"}  # a tab to open before the shot
 
 

@@ -42,3 +42,22 @@ def test_run_a_test_split_then_a_selected_row_is_the_sentence_of_every_page(brow
     expect(page).to_have_url(re.compile(re.escape(urllib.parse.quote_plus(first[:12]))), timeout=60_000)
     page.get_by_role("link", name="Translate").first.click()
     page.get_by_text(translate(lm, first, Decoding()).text, exact=True).first.wait_for()
+
+
+def test_the_table_of_every_shipped_models_test_split_renders(browser_page, app_url):
+    from explore import jobs
+    from explore.run import save, summary
+    from models.registry import get_spec
+
+    page = browser_page
+    for model in ("lstm-zh-en", "transformer-zh-en", "lstm-en-de", "transformer-en-de", "transformer-en-fr"):
+        spec, ds = get_spec(model), dataset(f"test:{model}[:10]")
+        frame = explore(load_model(spec), ds, tgt_lang=spec.tgt_lang)  # the run the page would start, made here
+        save(jobs.folder_for(spec, ds), frame, summary(frame, ds, model, 1.0, spec.tgt_lang))
+        state = {"model": model, "explore.dataset": f"test:{model}", "explore.limit": 10}
+        page.goto(f"{app_url}/explorer?{urllib.parse.urlencode(state)}")
+        expect(page.get_by_text("10 of 10 sentences")).to_be_visible(timeout=60_000)
+        expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+        page.get_by_text(f"{len(frame)} of {len(frame)} sentences").wait_for()
+        page.get_by_text("chrF by source length (words)").first.wait_for()
+        assert page.locator("[data-testid='stException']").count() == 0

@@ -62,7 +62,8 @@ def test_search_and_order_narrow_the_table_and_opening_a_row_sets_the_sentence(e
     at = open_page(PAGE, **{"explore.dataset": DATASET, "explore.search": word, "explore.sort": "chrF"})
     assert not at.exception, at.exception
     shown = at.dataframe[0].value
-    assert 0 < len(shown) <= len(frame) and all(word in s or word in o for s, o in zip(shown.source, shown.output))
+    assert 0 < len(shown) <= len(frame)
+    assert all(word in s or word in o for s, o in zip(shown.source, shown.output, strict=True))
     assert list(shown.chrF) == sorted(shown.chrF)
     row = int(frame.id.iloc[-1])
     at.number_input(key="explore.open_id").set_value(row).run()
@@ -78,3 +79,32 @@ def test_a_missing_corpus_is_a_clear_message(app_env, tmp_path, monkeypatch):
     at = open_page(PAGE, **{"explore.dataset": DATASET})
     assert not at.exception, at.exception
     assert any("not found" in w.value for w in at.warning)
+
+
+SHIPPED = ["lstm-zh-en", "transformer-zh-en", "lstm-en-de", "transformer-en-de", "transformer-en-fr"]
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+def test_the_table_of_every_shipped_models_test_split_renders(model, tmp_path, monkeypatch):
+    from explore.sets import offered
+
+    if f"test:{model}" not in offered(None):
+        pytest.skip("the shared data folder (../shared/data) is not on this machine")
+    monkeypatch.setenv("LANTERN_CACHE", str(tmp_path / "cache"))
+    st_clear()
+    spec, ds = get_spec(model), dataset(f"test:{model}").head(12)
+    frame = explore(load_model(spec), ds, tgt_lang=spec.tgt_lang)
+    save(jobs.folder_for(spec, ds), frame, summary(frame, ds, spec.name, 1.0, spec.tgt_lang))
+    at = open_page(PAGE, model=model, **{"explore.dataset": f"test:{model}", "explore.limit": 12})
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    shown = at.dataframe[0].value
+    assert sorted(shown.output) == sorted(frame.output) and len(shown) == 12
+    assert len(at.get("plotly_chart")) >= 2  # by length and the histogram
+
+
+def st_clear() -> None:
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
