@@ -236,3 +236,9 @@ def test_cli_missing_data_exit_2(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("LANTERN_DATA", str(tmp_path))
     assert main(["--model", "transformer-en-fr", "--out", str(tmp_path / "w.json")]) == 2
     assert "winomt-en" in capsys.readouterr().err and not (tmp_path / "w.json").exists()
+
+
+def test_hand_labels_are_the_seeded_sample():
+    labels = winomt.read_hand_labels(winomt.HAND_LABELS)
+    assert sorted(labels) == winomt.hand_label_sample()
+    assert set(labels.values()) == {"male", "female", "unknown"}
