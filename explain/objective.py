@@ -176,15 +176,17 @@ class Objective:
         for copies in (1, 2):
             storages: dict[int, int] = {}
 
-            def pack(t: torch.Tensor, storages: dict[int, int] = storages) -> torch.Tensor:
+            def pack(t: torch.Tensor, storages: dict[int, int] = storages) -> None:
                 storage = t.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
-                return t
+                # Not ``t``: a node holding its own output through a Python object is a reference cycle through
+                # C++ that Python's collector cannot see, and every measurement leaked its whole graph (~8 MB on
+                # transformer-en-fr). This graph is never run backward, so nothing needs unpacking.
 
             src = self.src_embeds.expand(copies, -1, -1).clone().requires_grad_(True)
             dec = self.dec_embeds[:prefix].expand(copies, -1, -1).clone().requires_grad_(True)
             steps = torch.full((copies,), max(0, min(self.n_steps, prefix + (0 if self.lm.is_seq2seq() else 1)) - 1))
-            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
                 self.score_at(src, dec, steps)
             saved.append(sum(storages.values()))
         return float(max(saved[1] - saved[0], 1))
