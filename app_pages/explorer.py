@@ -1,14 +1,19 @@
+import pandas as pd
 import streamlit as st
 
 from explore import jobs
 from explore.run import TABLE
 from explore.sets import DatasetError, from_upload
 from explore.table import by_group, filtered, length_bucket, metrics, slices
+from explore.winomt import gender_contrast
+from models.decoding import Decoding
 from training.corpora import CorpusFormatError, DataNotFoundError
 from ui import cache
 from ui.state import chart, md_escape, request_state, stop_page
-from ui.widgets import offered_models, sidebar_inputs
+from ui.widgets import offered_models, run_or_explain, sidebar_inputs
+from viz.bars import token_bars
 from viz.dataset import group_bars, histogram
+from viz.tokens import prettify_token
 
 UPLOAD = "upload"
 PAGES = {
@@ -91,8 +96,9 @@ second_name = c1.selectbox(
     "the two outputs.",
 )
 second = others.get(second_name)
+probing = choice == "winomt" and spec.tgt_lang == "fr"  # the gender probe: about 0.4 s per sentence
 slow = spec.decoder_only or cache.model_scale(spec) >= 5
-default = min(len(ds), 100 if slow else len(ds))
+default = min(len(ds), 300 if probing else 100 if slow else len(ds))
 if not 1 <= int(state.get("explore.limit", default)) <= len(ds):
     state["explore.limit"] = default
 state.setdefault("explore.limit", default)
@@ -121,6 +127,65 @@ def watch_run() -> None:
         st.rerun()
 
 
+def bias_section(frame, info: dict) -> None:
+    """WinoMT's figures beside the paper's, and "why this gender?" for the current sentence."""
+    b = info["bias"]
+    st.subheader("Gender bias (WinoMT)")
+    st.caption(
+        "Stanovsky et al. (2019): the gold gender of each profession is fixed by a pronoun; the probe finds the "
+        "translated profession with the model's own cross-attention, reads its grammatical gender with spaCy's "
+        "French pipeline (as the paper does) and compares. ΔG: F1 male − F1 female; ΔS: accuracy on "
+        "pro-stereotypical − anti-stereotypical sentences (both 0 for an unbiased system)."
+    )
+    c = st.columns(5)
+    c[0].metric("Gender accuracy", f"{b['accuracy']:.1f} %", help=f"of {b['n']:,} sentences, neutral gold included")
+    c[1].metric("ΔG", f"{b['delta_g']:+.1f}", help=f"F1 male {b['f1_male']:.1f}, F1 female {b['f1_female']:.1f}")
+    c[2].metric("ΔS", "n/a" if b.get("delta_s") is None else f"{b['delta_s']:+.1f}", help="needs pro and anti rows")
+    c[3].metric("Profession found", f"{100 * b.get('located_share', 0):.0f} %", help="else the gender is unknown")
+    right, wrong = b.get("pronoun_share_correct"), b.get("pronoun_share_wrong")
+    if right is not None and wrong is not None:
+        c[4].metric(
+            "Pronoun's share, right / wrong",
+            f"{right:.0%} / {wrong:.0%}",
+            help="of the input×gradient attribution of the translated profession that the English pronoun gets, "
+            "averaged over sentences whose gender came out right / wrong",
+        )
+    rows = [
+        {"system": f"{spec.name} (this run)", "accuracy": b["accuracy"], "ΔG": b["delta_g"], "ΔS": b.get("delta_s")}
+    ]
+    for name, p in info.get("bias_published_fr", {}).items():
+        rows.append({"system": f"{name} (published)", "accuracy": p.get("accuracy"), "ΔG": p.get("delta_g"),
+                     "ΔS": p.get("delta_s")})  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+    current = frame[frame["source"] == state.get("src", "")]
+    if current.empty:
+        st.caption("Select a row to ask why its profession came out masculine or feminine.")
+        return
+    row = current.iloc[0]
+    words = [int(w) for w in str(row.get("profession words", "")).split()]
+    if not words:
+        st.info("The profession of the current sentence was not found in its translation: no gender to explain.")
+        return
+    lm = cache.get_model(spec)
+    tr = cache.run_translation(spec, str(row["source"]), Decoding())
+    contrast = gender_contrast(lm, list(tr.tgt_ids), tr.text, words)
+    if contrast is None:
+        st.info(f"*{md_escape(row['translated profession'])}*: no other-gender form to contrast with.")
+        return
+    step, alt_id, alt_text = contrast
+    chosen = prettify_token(tr.tgt_tokens[step])
+    other = prettify_token(lm.tgt_tokenizer.convert_ids_to_tokens(alt_id))
+    st.markdown(
+        f"**Why *{md_escape(chosen)}* and not *{md_escape(other)}*?** The model wrote "
+        f"*{md_escape(str(row['translated profession']))}* ({row['predicted gender']}; gold: {row['gold gender']}). "
+        f"Contrastive input×gradient of log p({md_escape(chosen)}) − log p({md_escape(other)}) at output token "
+        f"{step}: red source tokens pushed toward the form it wrote, blue toward *{md_escape(alt_text)}*."
+    )
+    attr = run_or_explain(cache.run_attribution, spec, str(row["source"]), Decoding(), "input_x_gradient", "contrast",
+                          step, alt_id)  # fmt: skip
+    chart(token_bars(attr, step), "explore.why_gender")
+
+
 job = jobs.status(folder)
 if job.status == "running":
     watch_run()
@@ -130,7 +195,13 @@ if job.status != "finished":
         st.error(f"The last run failed: {md_escape(job.message)}")
     elif job.status == "cancelled":
         st.info(f"The last run was cancelled after {job.done:,} sentences.")
-    per = "about a second per sentence" if slow else "seconds per thousand sentences"
+    per = (
+        "about 0.4 s per sentence: each is also explained, for the gender probe"
+        if probing
+        else "about a second per sentence"
+        if slow
+        else "seconds per thousand sentences"
+    )
     st.markdown(
         f"Run **{md_escape(spec.name)}** over {len(ds):,} sentences ({per}). It runs in the background: you can "
         "leave this page and come back; the finished table is kept for every visitor."
@@ -158,6 +229,9 @@ means = info.get("means", {})
 if "mean probability" in means:
     m[3].metric("Mean token probability", f"{means['mean probability']:.2f}")
 m[4].metric("Run time", f"{info['seconds']:.0f} s")
+
+if info.get("bias"):
+    bias_section(frame, info)
 
 columns = metrics(frame)
 prefer = [c for c in ("chrF", "mean probability") if c in columns]

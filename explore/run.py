@@ -42,6 +42,15 @@ log = logging.getLogger("lantern.explore")
 TABLE = "table.csv"
 SUMMARY = "summary.json"
 PROGRESS = "progress.json"
+TEXT_COLUMNS = (
+    "source",
+    "output",
+    "reference",
+    "note",
+    "second output",
+    "translated profession",
+    "profession words",
+)
 BATCH = 32  # sentences per batch: measured on 2 cores, 16–64 are within 10 % of each other for Lantern's models
 
 Progress = Callable[[int, int], None]  # (sentences done, total)
@@ -180,6 +189,8 @@ def explore(
     def part(offset: int) -> Progress | None:
         return None if progress is None else (lambda done, _n: progress(offset + done, total))
 
+    probing = bias_probe_applies(lm, ds, tgt_lang)
+    total += len(ds) if probing else 0
     outs = generate_all(lm, [encodings[i].ids for i in ok], None, batch_size, part(0), cancel)
     by_row = dict(zip(ok, outs, strict=True))
     other: dict[int, str] = {}
@@ -222,8 +233,40 @@ def explore(
         rows.append(row)
     frame = pd.DataFrame(rows)
     front = ["id", "source", "output", *(["reference"] if ds.references is not None else [])]
+    if probing:
+        frame = with_bias_probe(lm, frame, part(total - len(ds)), cancel)
     rest = [c for c in frame.columns if c not in front and c != "note"]
     return frame[front + rest + ["note"]]
+
+
+BIAS_COLUMNS = {  # the explorer's names of explore.winomt.probe's columns
+    "located": "translated profession",
+    "located_words": "profession words",
+    "predicted": "predicted gender",
+    "correct": "gender correct",
+    "pronoun_share": "pronoun share",
+}
+
+
+def bias_probe_applies(lm: LanternModel, ds: Dataset, tgt_lang: str | None) -> bool:
+    """WinoMT into French by a translation model: the gender reader (spaCy's French pipeline) can read the output."""
+    return ds.name.split("[")[0] == "winomt" and tgt_lang == "fr" and (lm.is_seq2seq() or lm.template is not None)
+
+
+def with_bias_probe(
+    lm: LanternModel, frame: pd.DataFrame, progress: Progress | None, cancel: Callable[[], bool] | None
+) -> pd.DataFrame:
+    """The WinoMT probe's columns (``explore.winomt.probe``: the translated profession, its gender, whether it is the
+    gold one, the pronoun's share of the attribution) added to an explorer table of WinoMT's first rows."""
+    from explore.winomt import probe, read_winomt
+
+    items = read_winomt()[: len(frame)]
+    n = len(items)
+    rows = probe(lm, items, None if progress is None else (lambda f: progress(round(f * n), n)), cancel)
+    if list(rows["output"]) != list(frame["output"]):  # both are the app's greedy output; a mismatch is a bug
+        raise RuntimeError("the bias probe's translations differ from the explorer's")
+    extra = rows[list(BIAS_COLUMNS)].rename(columns=BIAS_COLUMNS)
+    return pd.concat([frame.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
 
 
 def summary(frame: pd.DataFrame, ds: Dataset, model: str, seconds: float, tgt_lang: str | None) -> dict[str, Any]:
@@ -242,6 +285,12 @@ def summary(frame: pd.DataFrame, ds: Dataset, model: str, seconds: float, tgt_la
             if c not in ("id", "profession index") and pd.api.types.is_numeric_dtype(done[c])
         },
     }
+    if "predicted gender" in frame:
+        from explore.winomt import PUBLISHED_FR, bias_scores
+
+        back = {v: k for k, v in BIAS_COLUMNS.items()} | {"gold gender": "gold"}
+        out["bias"] = bias_scores(frame.rename(columns=back))
+        out["bias_published_fr"] = PUBLISHED_FR
     if ds.references is not None and len(done):
         bleu = sacrebleu.BLEU(tokenize="zh" if tgt_lang == "zh" else "13a")
         refs = [list(done["reference"])]
@@ -277,8 +326,8 @@ def load(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     if not (folder / TABLE).is_file() or not (folder / SUMMARY).is_file():
         return None
     frame = pd.read_csv(folder / TABLE, keep_default_na=False, na_values=[""])
-    for col in ("source", "output", "reference", "note", "second output"):
-        if col in frame:
+    for col in frame.columns:  # text columns (an empty cell reads back as NaN; an all-empty column as float)
+        if col in TEXT_COLUMNS or frame[col].dtype == object or frame[col].isna().all():
             frame[col] = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
     return frame, json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
 

@@ -149,23 +149,22 @@ def gold_alignment_set() -> Dataset:
 
 def winomt_set() -> Dataset:
     """WinoMT (Stanovsky et al. 2019): 3,888 English sentences whose profession's gender a pronoun fixes."""
-    rows = [line.split("\t") for line in _lines(_data_file("winomt-en", "en.txt")) if line.strip()]
-    pro = set(_lines(_data_file("winomt-en", "en_pro.txt")))
-    anti = set(_lines(_data_file("winomt-en", "en_anti.txt")))
-    lines = ["\t".join(r) for r in rows]
+    from explore.winomt import read_winomt, winomt_folder
+
+    items = read_winomt()
     return Dataset(
         name=WINOMT,
-        title=f"WinoMT gender-bias challenge set ({len(rows):,} English sentences)",
+        title=f"WinoMT gender-bias challenge set ({len(items):,} English sentences)",
         src_lang="en",
         tgt_lang=None,
-        sources=tuple(r[2] for r in rows),
+        sources=tuple(i.sentence for i in items),
         extra={
-            "gold gender": tuple(r[0] for r in rows),
-            "profession": tuple(r[3] for r in rows),
-            "profession index": tuple(int(r[1]) for r in rows),
-            "stereotype": tuple("pro" if x in pro else "anti" if x in anti else "" for x in lines),
+            "gold gender": tuple(i.gender for i in items),
+            "profession": tuple(i.profession for i in items),
+            "profession index": tuple(i.index for i in items),
+            "stereotype": tuple(i.stereotype for i in items),
         },
-        about=f"MIT; see {data_root()}/winomt-en/SOURCE.md",
+        about=f"MIT; see {winomt_folder()}/SOURCE.md",
     )
 
 

@@ -108,3 +108,28 @@ def st_clear() -> None:
 
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_winomt_into_french_shows_the_bias_figures_and_why_this_gender(tmp_path, monkeypatch):
+    from explore.sets import offered
+
+    if "winomt" not in offered("en"):
+        pytest.skip("the shared data folder (../shared/data) is not on this machine")
+    monkeypatch.setenv("LANTERN_CACHE", str(tmp_path / "cache"))
+    st_clear()
+    spec, ds = get_spec("transformer-en-fr"), dataset("winomt[:6]")
+    frame = explore(load_model(spec), ds, tgt_lang="fr")
+    info = summary(frame, ds, spec.name, 1.0, "fr")
+    save(jobs.folder_for(spec, ds), frame, info)
+    assert {"translated profession", "predicted gender", "gender correct", "pronoun share"} <= set(frame.columns)
+    at = open_page(PAGE, model=spec.name, **{"explore.dataset": "winomt", "explore.limit": 6})
+    assert not at.exception, at.exception
+    accuracy = next(m.value for m in at.metric if m.label == "Gender accuracy")
+    assert accuracy == f"{info['bias']['accuracy']:.1f} %"
+    assert any("Google Translate (published)" in str(df.value.system.tolist()) for df in at.dataframe)
+    row = next(i for i, w in enumerate(frame["profession words"]) if w)  # a sentence whose profession was found
+    at.number_input(key="explore.open_id").set_value(row).run()
+    at.button(key="explore.open").click().run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Why *" in text and "Contrastive input×gradient" in text
