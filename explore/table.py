@@ -37,10 +37,7 @@ def slices(frame: pd.DataFrame) -> list[str]:
 
 def length_bucket(words: pd.Series) -> pd.Series:
     """Source length in words as ordered buckets ("1–5", "6–10", ..., "31+")."""
-    labels = [
-        f"{lo + 1}–{hi}" if math.isfinite(hi) else f"{lo + 1}+"
-        for lo, hi in itertools.pairwise(BUCKETS)
-    ]
+    labels = [f"{lo + 1}–{hi}" if math.isfinite(hi) else f"{lo + 1}+" for lo, hi in itertools.pairwise(BUCKETS)]
     cut = pd.cut(words, bins=list(BUCKETS), labels=labels, right=True, include_lowest=True)
     return cut.astype(pd.CategoricalDtype(labels, ordered=True))
 

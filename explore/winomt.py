@@ -954,3 +954,23 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def gender_contrast(
+    lm: LanternModel, tgt_ids: Sequence[int], output: str, located_word_indices: Sequence[int]
+) -> tuple[int, int, str] | None:
+    """(step, alternative token id, alternative text) for "why this gender?": the first output token where the
+    other-gender form of the translated profession (``contrast_text``) differs from what the model wrote, or None.
+
+    The alternative is tokenized as the model would write it; the step is valid only if the model's own tokens and
+    the re-tokenized output agree up to it (a model may write a word in pieces its tokenizer would not choose)."""
+    alternative = contrast_text(output, located_word_indices)
+    if alternative is None:
+        return None
+    ours, theirs = lm.output_ids(output), lm.output_ids(alternative)
+    for step, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+        if a != b:
+            if step < len(tgt_ids) and list(tgt_ids[:step]) == ours[:step] and tgt_ids[step] == a:
+                return step, b, alternative
+            return None
+    return None
