@@ -188,3 +188,18 @@ def test_a_background_run_can_be_cancelled(use_data_root, tmp_path, monkeypatch)
     while jobs.status(job.folder).status == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert jobs.status(job.folder).status == "cancelled"
+
+
+def test_why_this_gender_contrasts_the_first_token_that_differs():
+    from explore.winomt import gender_contrast
+    from models.loading import load_model
+
+    lm = load_model("transformer-en-fr")
+    output = "Le développeur a parlé avec la designer."
+    ids = lm.output_ids(output)
+    step, alt_id, alt = gender_contrast(lm, ids, output, [0, 1])
+    assert alt == "La développeuse a parlé avec la designer."
+    assert ids[:step] == lm.output_ids(alt)[:step] and alt_id == lm.output_ids(alt)[step] != ids[step]
+    assert gender_contrast(lm, ids, output, []) is None  # nothing located, nothing to contrast
+    other = lm.output_ids("Les développeurs a parlé.")  # the model wrote other tokens than the re-tokenized text
+    assert gender_contrast(lm, other, output, [0, 1]) is None
