@@ -61,3 +61,21 @@ def test_the_table_of_every_shipped_models_test_split_renders(browser_page, app_
         page.get_by_text(f"{len(frame)} of {len(frame)} sentences").wait_for()
         page.get_by_text("chrF by source length (words)").first.wait_for()
         assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_winomt_why_this_gender_in_the_browser(browser_page, app_url):
+    from explore import jobs
+    from explore.run import save, summary
+    from models.registry import get_spec
+
+    page = browser_page
+    spec, ds = get_spec("transformer-en-fr"), dataset("winomt[:6]")
+    frame = explore(load_model(spec), ds, tgt_lang="fr")  # with the gender probe's columns
+    save(jobs.folder_for(spec, ds), frame, summary(frame, ds, spec.name, 1.0, "fr"))
+    row = frame[frame["profession words"] != ""].iloc[0]
+    state = {"model": spec.name, "src": row.source, "explore.dataset": "winomt", "explore.limit": 6}
+    page.goto(f"{app_url}/explorer?{urllib.parse.urlencode(state)}")
+    page.get_by_text("Gender bias (WinoMT)").wait_for(timeout=60_000)
+    page.get_by_text("Contrastive input×gradient").wait_for(timeout=60_000)
+    expect(page.get_by_text("Gender accuracy")).to_be_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
