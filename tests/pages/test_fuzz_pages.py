@@ -13,7 +13,13 @@ from tests.pages.test_reliability import load_session
 from tests.test_fuzz import json_values, numbers, texts
 from ui.fields import FIELDS
 
-PAGES = ["app_pages/translate.py", "app_pages/attention.py", "app_pages/attributions.py", "app_pages/whatif.py"]
+PAGES = [
+    "app_pages/translate.py",
+    "app_pages/attention.py",
+    "app_pages/attributions.py",
+    "app_pages/whatif.py",
+    "app_pages/explorer.py",
+]
 RUNS = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 keys = st.sampled_from(sorted(FIELDS))
 link_values = st.one_of(texts, numbers.map(str), st.sampled_from(["", "mean", "max", "-1", "1e400", "nan", "9" * 40]))
