@@ -99,6 +99,7 @@ def attribute(
     embedding_agg: str | None = None,
     seed: int = 0,
     baseline: str = "pad",
+    noise_level: float = 0.15,
     decoding: Decoding | None = None,
     progress: Callable[[float], None] | None = None,
     time_limit: float | None = None,
@@ -109,14 +110,15 @@ def attribute(
     ``decoding`` (greedy by default). ``contrast_token``: (step, alternative token string or id).
     ``with_prefix``: also attribute to the decoder inputs (start token and earlier output tokens).
     ``embedding_agg``: how a token's per-dimension scores are combined; default L2 for saliency,
-    sum otherwise (sums keep completeness). ``baseline``: "pad" or "unk" (see ``Objective``).
+    sum otherwise (sums keep completeness). ``baseline``: "pad" or "unk" (see ``Objective``). ``noise_level``:
+    SmoothGrad's noise σ as a share of the range of the input's embeddings (``n_samples`` noisy copies).
     ``progress`` is called with the fraction done; ``time_limit`` (seconds) stops a run between chunks with
     ``ComputationTimeout``.
     """
     m = get_method(method)
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    settings = Settings(n_steps, n_samples, noise_std, embedding_agg, with_prefix, seed, baseline)
+    settings = Settings(n_steps, n_samples, noise_std, embedding_agg, with_prefix, seed, baseline, noise_level)
     if isinstance(translation, str):
         translation = translate(lm, translation, decoding)
     if translation.model != lm.name:
@@ -139,6 +141,7 @@ def attribute(
         ("with_prefix", with_prefix and prefix is not None),
         ("seed", seed),
         ("baseline", baseline),
+        ("noise_level", noise_level),
     )
     return Attribution(
         model=lm.name,

@@ -26,7 +26,8 @@ class Path:
 
     alphas: torch.Tensor  # [K]
     weights: torch.Tensor  # [K] how point k's gradient is weighted in the average
-    noise_std: float = 0.0  # Gaussian noise on the input (GradientSHAP)
+    noise_std: float = 0.0  # Gaussian noise on the input, drawn per copy (GradientSHAP)
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None  # SmoothGrad: point k's fixed noise ([K, S, d], [K, P, d])
 
 
 def ig_path(n_steps: int) -> Path:
@@ -41,6 +42,17 @@ def point_path() -> Path:
 def shap_path(n_samples: int, noise_std: float, generator: torch.Generator) -> Path:
     alphas = torch.rand(n_samples, generator=generator)
     return Path(alphas, torch.full((n_samples,), 1.0 / n_samples), noise_std)
+
+
+def smooth_path(n_samples: int, level: float, src: torch.Tensor, dec: torch.Tensor, generator: torch.Generator) -> Path:
+    """SmoothGrad (Smilkov et al. 2017): ``n_samples`` noisy copies of the input, each weighted 1 / n; the noise is
+    Gaussian with σ = ``level`` × (max − min) of the input's embeddings (source and prefix together), drawn once
+    (source, then prefix) so that every explained step averages over the same copies."""
+    both = torch.cat([src.flatten(), dec.flatten()])
+    sigma = level * float(both.max() - both.min()) if len(both) else 0.0
+    noise_src = sigma * torch.randn(n_samples, *src.shape, generator=generator)
+    noise_dec = sigma * torch.randn(n_samples, *dec.shape, generator=generator)
+    return Path(torch.ones(n_samples), torch.full((n_samples,), 1.0 / n_samples), noise=(noise_src, noise_dec))
 
 
 def path_attributions(
@@ -105,6 +117,9 @@ def _chunk_gradients(
     if path.noise_std:  # GradientSHAP: a noisy input per row and sample
         x_src = x_src + path.noise_std * torch.randn(n, s, d, generator=generator)
         x_dec = x_dec + path.noise_std * torch.randn(n, prefix, d, generator=generator)
+    if path.noise is not None:  # SmoothGrad: the fixed noise of each copy's point
+        x_src = x_src + path.noise[0].to(x_src)[point]
+        x_dec = x_dec + path.noise[1].to(x_dec)[point, :prefix]
     base_src, base_dec = obj.src_base, obj.dec_base[:prefix]
     a = alphas[point][:, None, None]
     src = (base_src + a * (x_src - base_src)).detach().requires_grad_(True)

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from explain.attention import attention_stacks
-from explain.gradients import Path, ig_path, path_attributions, point_path, shap_path
+from explain.gradients import Path, ig_path, path_attributions, point_path, shap_path, smooth_path
+from explain.mixing import attention_norms, value_zeroing
 from explain.objective import Objective, step_score
 from explain.perturbation import lime, occlusion, shapley_sampling
 
@@ -31,12 +32,13 @@ class Settings:
     """How a method runs; each method reads the settings it has."""
 
     n_steps: int = 32  # integration points (integrated gradients)
-    n_samples: int = 25  # samples (Gradient SHAP, Shapley value sampling, LIME)
+    n_samples: int = 25  # samples (Gradient SHAP, SmoothGrad, Shapley value sampling, LIME)
     noise_std: float = 0.0  # input noise (Gradient SHAP)
     embedding_agg: str | None = None  # how a token's per-dimension scores combine; None: the method's default
     with_prefix: bool = True  # also attribute to the decoder inputs (the target prefix)
     seed: int = 0
     baseline: str = "pad"  # what a removed token becomes: "pad" or "unk" (see ``Objective``)
+    noise_level: float = 0.15  # SmoothGrad's noise: σ as a share of the range of the input's embeddings
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "n_samples", "seed"):
@@ -51,6 +53,12 @@ class Settings:
             raise ValueError("n_steps and n_samples must be between 1 and 1024")
         if not 0 <= self.noise_std <= 10:  # also refuses NaN
             raise ValueError(f"noise_std must be between 0 and 10, not {self.noise_std}")
+        if isinstance(self.noise_level, bool) or not isinstance(self.noise_level, int | float):
+            raise ValueError(f"noise_level must be a number, not {self.noise_level!r}")
+        if not 0 <= self.noise_level <= 1:
+            raise ValueError(
+                f"noise_level must be between 0 and 1 (a share of the embeddings' range), not {self.noise_level}"
+            )
         if self.embedding_agg is not None and self.embedding_agg not in EMBEDDING_AGGREGATIONS:
             choices = ", ".join(EMBEDDING_AGGREGATIONS)
             raise ValueError(f"unknown embedding aggregation {self.embedding_agg!r}; choose one of {choices}")
@@ -112,9 +120,13 @@ class GradientMethod(Method):
     def passes(self, n_src: int, n_tgt: int, settings: Settings) -> int:
         return n_tgt * self.copies(settings) + (2 if self.has_delta else 0)
 
+    def make_path(self, obj: Objective, settings: Settings, generator: torch.Generator) -> Path:
+        return self.path(settings, generator)
+
     def run(self, obj: Objective, rows: list[int], settings: Settings, progress: Progress = None) -> Scores:
         generator = torch.Generator().manual_seed(settings.seed)
-        a_src, a_dec = path_attributions(obj, rows, self.path(settings, generator), self.multiply, generator, progress)
+        path = self.make_path(obj, settings, generator)
+        a_src, a_dec = path_attributions(obj, rows, path, self.multiply, generator, progress)
         if not settings.with_prefix:
             a_dec = torch.zeros_like(a_dec)
         if self.absolute:
@@ -124,6 +136,15 @@ class GradientMethod(Method):
         src[rows], prefix[rows] = _reduce(a_src, agg), _reduce(a_dec, agg)
         delta = completeness_gap(obj, rows, a_src, a_dec, settings.with_prefix) if self.has_delta else None
         return Scores(src, prefix if settings.with_prefix else None, delta)
+
+
+@dataclass(frozen=True)
+class SmoothGradMethod(GradientMethod):
+    """SmoothGrad (Smilkov et al. 2017): the gradient averaged over ``n_samples`` copies of the input embeddings
+    with Gaussian noise, σ = ``noise_level`` × (max − min) of the input's embeddings; with noise 0 it is saliency."""
+
+    def make_path(self, obj: Objective, settings: Settings, generator: torch.Generator) -> Path:
+        return smooth_path(settings.n_samples, settings.noise_level, obj.src_embeds, obj.dec_embeds, generator)
 
 
 @torch.no_grad()
@@ -234,6 +255,36 @@ class AttentionMethod(Method):
         return Scores(src, prefix)
 
 
+# Layers a value-zeroing cost estimate assumes: one pass per input position and layer, each stopped at its layer
+# (about half the model's layers on average); the model is not known where the cost is shown.
+ASSUMED_LAYERS = 6
+
+
+@dataclass(frozen=True)
+class MixingMethod(Method):
+    """A per-layer context-mixing map (``explain.mixing``) averaged over the layers: the cross-attention of an
+    encoder-decoder (source only), the causal self-attention over prompt and prefix of a decoder-only model."""
+
+    maps: Callable[[Objective, Progress], torch.Tensor] = lambda obj, p: attention_norms(
+        obj.lm, obj.src_ids.tolist(), obj.tgt_ids.tolist()
+    )
+    per_position: bool = False  # one pass per input position and layer (value zeroing) rather than one pass
+
+    def passes(self, n_src: int, n_tgt: int, settings: Settings) -> int:
+        return ASSUMED_LAYERS // 2 * (n_src + n_tgt + 1) if self.per_position else 1
+
+    def run(self, obj: Objective, rows: list[int], settings: Settings, progress: Progress = None) -> Scores:
+        mean = self.maps(obj, progress).mean(0).cpu()  # [T, K]
+        s = len(obj.src_ids)
+        if obj.lm.is_seq2seq():
+            return Scores(mean, None)
+        return Scores(mean[:, :s], mean[:, s:])
+
+
+def _value_zeroing(obj: Objective, progress: Progress) -> torch.Tensor:
+    return value_zeroing(obj.lm, obj.src_ids.tolist(), obj.tgt_ids.tolist(), progress)
+
+
 def _shapley(obj: Objective, s: Settings, progress: Progress) -> torch.Tensor:
     return shapley_sampling(obj, s.with_prefix, s.n_samples, torch.Generator().manual_seed(s.seed), progress)
 
@@ -294,6 +345,17 @@ METHODS: dict[str, Method] = {
             multiply="delta",
             copies=lambda s: s.n_samples,
         ),
+        SmoothGradMethod(
+            "smoothgrad",
+            "SmoothGrad",
+            "Saliency averaged over noisy copies of the input embeddings (noise level × their range; Smilkov et "
+            "al. 2017): less noisy gradients, used for word alignment by Ding et al. (2019).",
+            "gradient",
+            signed=False,
+            absolute=True,
+            default_agg="l2",
+            copies=lambda s: s.n_samples,
+        ),
         PerturbationMethod(
             "occlusion",
             "Occlusion",
@@ -326,6 +388,25 @@ METHODS: dict[str, Method] = {
             "than an explanation.",
             "attention",
             signed=False,
+        ),
+        MixingMethod(
+            "attention_norms",
+            "Attention norms",
+            "Norm of what each input token adds through the attention, ‖Σ_h α·f_h(x)‖ with f the value through "
+            "the output projection (Kobayashi et al. 2020), averaged over layers (Transformers only).",
+            "attention",
+            signed=False,
+        ),
+        MixingMethod(
+            "value_zeroing",
+            "Value zeroing",
+            "Zero one input token's value vectors in a layer's attention and measure how much the layer's output "
+            "changes (cosine distance, rows sum to 1; Mohebbi et al. 2023), averaged over layers (Transformers "
+            "only).",
+            "attention",
+            signed=False,
+            maps=_value_zeroing,
+            per_position=True,
         ),
     ]
 }
