@@ -211,10 +211,16 @@ with tab_dataset:
                 "eval.aer_heads",
             )
             st.caption("AER of each cross-attention head's alignments: the darker, the closer to the human alignments.")
-        per_layer = run["methods"].get("attention", {}).get("aer_per_layer")
-        if per_layer:
-            st.caption(
-                "Heads averaged within a layer: "
-                + ", ".join(f"layer {k} AER {v:.3f}" for k, v in sorted(per_layer.items(), key=lambda kv: int(kv[0])))
-                + "."
-            )
+        for method, entry in run["methods"].items():  # attention (heads averaged), attention norms, value zeroing
+            per_layer = entry.get("aer_per_layer") if isinstance(entry, dict) else None
+            if per_layer:
+                title = METHODS[method].title if method in METHODS else method
+                st.caption(
+                    f"{title}, each layer alone"
+                    + (" (heads averaged)" if method == "attention" else "")
+                    + ": "
+                    + ", ".join(
+                        f"layer {k} AER {v:.3f}" for k, v in sorted(per_layer.items(), key=lambda kv: int(kv[0]))
+                    )
+                    + "."
+                )

@@ -32,12 +32,14 @@ from explain.attention_views import cross_rollout
 from explain.attribution import METHODS, attribute
 from explain.faithfulness import measure
 from explain.generation import force_translation, translate
+from explain.mixing import attention_norms, value_zeroing
 from models.adapter import Decoding, LanternModel
 from models.decoding import CheckpointError, PretrainedModelError
 from models.loading import load_model
 
 log = logging.getLogger("lantern.evaluate")
 DEFAULT_METHODS = ("attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients")
+LAYER_MAPS = {"attention_norms": attention_norms, "value_zeroing": value_zeroing}  # also scored layer by layer
 
 
 def _word_maps(lm: LanternModel, src: str, tgt: str) -> tuple[list[int | None], list[int | None]]:
@@ -49,7 +51,14 @@ def _word_maps(lm: LanternModel, src: str, tgt: str) -> tuple[list[int | None], 
 
 
 def explain_sentence(
-    lm: LanternModel, src: str, ref: str | None, methods: list[str], faithfulness: bool, n_steps: int
+    lm: LanternModel,
+    src: str,
+    ref: str | None,
+    methods: list[str],
+    faithfulness: bool,
+    n_steps: int,
+    n_samples: int = 25,
+    noise_level: float = 0.15,
 ) -> dict[str, Any]:
     """Word-level alignment matrices (and faithfulness) of every method for one sentence."""
     src, ref = clean_text(src), clean_text(ref) if ref else None
@@ -86,8 +95,15 @@ def explain_sentence(
                 "per_layer": per_layer,
             }
             attr = attribute(lm, tr, "attention") if faithfulness else None
+        elif method in LAYER_MAPS:  # the method's layer mean (its scores), and each layer alone
+            layer_maps = LAYER_MAPS[method](lm, list(tr.src_ids), list(tr.tgt_ids)).numpy()[:, :, : len(tr.src_ids)]
+            out["methods"][method] = {
+                "links": links(layer_maps.mean(0)),
+                "per_layer": {str(layer): links(m) for layer, m in enumerate(layer_maps)},
+            }
+            attr = attribute(lm, tr, method) if faithfulness else None
         else:
-            attr = attribute(lm, tr, method, n_steps=n_steps)
+            attr = attribute(lm, tr, method, n_steps=n_steps, n_samples=n_samples, noise_level=noise_level)
             out["methods"][method] = {"links": links(attr.scores)}
             if attr.delta is not None:
                 out["methods"][method]["max_abs_delta"] = float(np.abs(attr.delta).max())
@@ -134,9 +150,9 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
                 [map(tuple, r["methods"][method]["links"]) for _, r in done], [gold[i] for i, _ in done]
             )
             entry.update(aer=s.aer, precision=s.precision, recall=s.recall)
-            if method == "attention":
+            if method == "attention" or method in LAYER_MAPS:
                 for part in ("per_head", "per_layer"):  # per_layer: heads averaged (absent from older runs)
-                    keys = done[0][1]["methods"]["attention"].get(part, {}).keys() if done else []
+                    keys = done[0][1]["methods"][method].get(part, {}).keys() if done else []
                     if keys:
                         entry[f"aer_{part}"] = {
                             k: score_alignments(
@@ -186,6 +202,15 @@ def parser() -> argparse.ArgumentParser:
         help="also measure AOPC and τ-LOO on the first N sentences (slow; default 0)",
     )
     ap.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps (default: %(default)s)")
+    ap.add_argument(
+        "--n-samples", type=int, default=25, help="samples of SmoothGrad and Gradient SHAP (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--noise-level",
+        type=float,
+        default=0.15,
+        help="SmoothGrad's noise, a share of the range of the input's embeddings (default: %(default)s)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="only the first N sentences (default: all)")
     ap.add_argument("--out", required=True, help="summary JSON (per-sentence lines go to <out>l, e.g. run.jsonl)")
     ap.add_argument("--restart", action="store_true", help="ignore an earlier partial run with the same --out")
@@ -215,6 +240,10 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[st
         )
     if not 1 <= args.n_steps <= 1024:
         raise UsageError(f"--n-steps must be between 1 and 1024, not {args.n_steps}")
+    if not 1 <= args.n_samples <= 1024:
+        raise UsageError(f"--n-samples must be between 1 and 1024, not {args.n_samples}")
+    if not 0 <= args.noise_level <= 1:  # also refuses NaN
+        raise UsageError(f"--noise-level must be between 0 and 1, not {args.noise_level}")
     if args.limit < 0 or args.faithfulness < 0:
         raise UsageError("--limit and --faithfulness take a number of sentences (0 or more)")
     sources = _read_lines(args.source, "source")
@@ -261,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                 methods,
                 faithfulness=i < args.faithfulness,
                 n_steps=args.n_steps,
+                n_samples=args.n_samples,
+                noise_level=args.noise_level,
             )
             record.update(
                 index=i, model=args.model, methods_run=methods, seconds=round(time.perf_counter() - sentence_started, 3)
@@ -276,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         gold=args.gold,
         methods_run=methods,
         n_steps=args.n_steps,
+        n_samples=args.n_samples,
+        noise_level=args.noise_level,
         seconds_this_run=round(time.perf_counter() - started, 1),
     )
     write_json(out, summary)

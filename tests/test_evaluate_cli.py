@@ -85,3 +85,19 @@ def test_cli_scores_every_method_and_resumes(corpus, monkeypatch):
     seconds = summary["seconds"]  # where the time went, over both runs
     assert seconds["with_faithfulness (sentences)"] == 1 and seconds["alignment_only (sentences)"] == 3
     assert seconds["total"] == pytest.approx(seconds["with_faithfulness"] + seconds["alignment_only"], abs=0.2)
+
+
+def test_cli_scores_the_context_mixing_methods_layer_by_layer_and_smoothgrad(corpus, monkeypatch, tmp_path):
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(corpus / "ck"))
+    out = tmp_path / "mixing.json"
+    args = ["--model", "tiny", "--source", str(corpus / "src.txt"), "--reference", str(corpus / "ref.txt"),
+            "--gold", str(corpus / "gold.txt"), "--out", str(out), "--methods",
+            "attention_norms,value_zeroing,smoothgrad", "--n-samples", "2", "--noise-level", "0.1"]  # fmt: skip
+    assert evaluate.main(args) == 0
+    summary = json.loads(out.read_text())
+    for method in ("attention_norms", "value_zeroing", "smoothgrad"):
+        assert 0.0 <= summary["methods"][method]["aer"] <= 1.0
+    for method in ("attention_norms", "value_zeroing"):
+        assert sorted(summary["methods"][method]["aer_per_layer"]) == ["0", "1"]
+    assert (summary["n_samples"], summary["noise_level"]) == (2, 0.1)
+    assert evaluate.main([*args[:-4], "--noise-level", "3"]) == 2  # refused before anything is written

@@ -153,6 +153,7 @@ def run_attribution(
     n_steps: int = 32,
     n_samples: int = 25,
     baseline: str = "pad",
+    noise_level: float = 0.15,
     progress: Callable[[float], None] | None = None,
 ) -> Attribution:
     """Cached attribution. Not ``st.cache_data``: ``progress`` updates a progress bar while it runs, and
@@ -173,6 +174,7 @@ def run_attribution(
         n_steps,
         n_samples,
         baseline,
+        noise_level,
     )
     contrast = (contrast_step, contrast_token) if contrast_step is not None and contrast_token is not None else None
     return _cached(
@@ -188,6 +190,7 @@ def run_attribution(
             n_steps=n_steps,
             n_samples=n_samples,
             baseline=baseline,
+            noise_level=noise_level,
             progress=progress,
             time_limit=limit("request_seconds"),
         ),

@@ -36,6 +36,7 @@ class AttributionControls:
     compare: str | None  # a second method shown side by side
     word_agg: str | None  # None: tokens; else merge subwords into words with this aggregation
     baseline: str = "pad"
+    noise_level: float = 0.15  # SmoothGrad's noise, a share of the range of the input's embeddings
 
     def args(self, method: str | None = None) -> tuple:
         """Arguments of ``ui.cache.run_attribution`` after the input arguments."""
@@ -49,6 +50,7 @@ class AttributionControls:
             self.n_steps,
             self.n_samples,
             self.baseline,
+            self.noise_level,
         )
 
 
@@ -105,7 +107,17 @@ def attribution_controls(translation: Translation, decoder_only: bool = False) -
             "Also attribute to the target prefix (earlier output tokens)", True, key="attr.prefix"
         )
         n_steps = st.slider("Integration steps (integrated gradients)", *bounds("attr.steps"), 32, key="attr.steps")
-        n_samples = st.slider("Samples (Gradient SHAP, Shapley, LIME)", *bounds("attr.samples"), 25, key="attr.samples")
+        n_samples = st.slider(
+            "Samples (Gradient SHAP, SmoothGrad, Shapley, LIME)", *bounds("attr.samples"), 25, key="attr.samples"
+        )
+        noise_level = st.slider(
+            "Noise level (SmoothGrad)",
+            *bounds("attr.noise"),
+            0.15,
+            0.05,
+            key="attr.noise",
+            help="The noise's standard deviation as a share of the range (max − min) of the input's embeddings.",
+        )
         compare = st.selectbox(
             "Compare with", others, key="attr.compare", format_func=lambda m: METHODS[m].title if m else "(nothing)"
         )
@@ -119,7 +131,18 @@ def attribution_controls(translation: Translation, decoder_only: bool = False) -
             help="Path and perturbation methods compare the input with this baseline.",
         )
     return AttributionControls(
-        method, target, step, token, text, with_prefix, n_steps, n_samples, compare or None, word_agg, baseline
+        method,
+        target,
+        step,
+        token,
+        text,
+        with_prefix,
+        n_steps,
+        n_samples,
+        compare or None,
+        word_agg,
+        baseline,
+        noise_level,
     )
 
 

@@ -94,6 +94,7 @@ FIELDS: dict[str, Field] = {
     "attr.granularity": Field(str, choices=lambda: ("tokens", "words")),
     "attr.steps": Field(int, 4, 128),
     "attr.samples": Field(int, 4, 200),
+    "attr.noise": Field(float, 0.0, 1.0),
     "attr.compare": Field(str, choices=lambda: ("", *_methods())),
     "attr.baseline": Field(str, choices=_baselines),
     "attr.contrast_step": Field(int, 0, 511),

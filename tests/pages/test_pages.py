@@ -127,6 +127,19 @@ def test_attributions_page_runs_every_kind_of_method(app_env, method):
     assert len(at.get("plotly_chart")) == 3
 
 
+def test_the_transformer_only_methods_explain_a_transformer_and_tell_why_not_an_lstm(app_env):
+    tf = model_names(app_env)["transformer"]
+    for method in ("value_zeroing", "smoothgrad"):
+        at = open_page("app_pages/attributions.py", model=tf, src="我爱你。", **{"attr.method": method})
+        assert not at.exception, at.exception
+        assert len(at.get("plotly_chart")) == 3
+    at = open_page("app_pages/attributions.py", src="我爱你。", **{"attr.method": "attention_norms"})
+    assert not at.exception and not at.get("plotly_chart")
+    assert any("an LSTM's additive attention has none" in w.value for w in at.warning)
+    at = open_page("app_pages/evaluate.py", src="我爱你。", **{"eval.methods": ["value_zeroing"]})
+    assert not at.exception and any("an LSTM's additive attention has none" in w.value for w in at.warning)
+
+
 def test_attributions_page_compares_two_methods_and_contrasts(app_env):
     at = open_page(
         "app_pages/attributions.py", src="我爱你。", **{"attr.compare": "attention", "attr.granularity": "words"}
