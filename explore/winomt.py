@@ -482,11 +482,15 @@ def probe(
 
 
 def compare_locating(
-    lm: LanternModel, items: Sequence[WinoMTItem], labels: dict[int, str], reader: GenderReader | None = None
+    lm: LanternModel,
+    items: Sequence[WinoMTItem],
+    labels: dict[int, tuple[str, str]],
+    reader: GenderReader | None = None,
 ) -> list[dict[str, Any]]:
-    """Reader agreement with hand ``labels`` under each locating variant: alignment (cross-attention averaged,
-    per decoder layer, or input×gradient) x directions (tgt, src, both) x source words (the paper's article + noun,
-    or the noun alone); best first. Encoder-decoder models only (the layers are cross-attention layers)."""
+    """Reader agreement with hand ``labels`` (on the same outputs) under each locating variant: alignment
+    (cross-attention averaged, per decoder layer, or input×gradient) x directions (tgt, src, both) x source words
+    (the paper's article + noun, or the noun alone); best first. Encoder-decoder models only (the layers are
+    cross-attention layers)."""
     import numpy as np
 
     from explain.attention import extract_attention
@@ -497,6 +501,8 @@ def compare_locating(
     tally: dict[tuple[str, str, str], list[int]] = {}
     for item in (i for i in items if i.id in labels):
         tr = translate(lm, item.sentence)
+        if tr.text != labels[item.id][0]:  # another output than the one labelled
+            continue
         src_words, tgt_words = _token_words(lm, tr)
         indices = source_words(item.sentence, item.index)
         cross = extract_attention(lm, tr).cross
@@ -509,7 +515,7 @@ def compare_locating(
                     n_words = len(tr.src_text.split(" "))
                     found = locate(weights, src_words, tgt_words, tr.text, idx, n_words, directions)
                     counts = tally.setdefault((name, directions, words_used), [0, 0, 0])
-                    counts[0] += reader(found.text) == labels[item.id]
+                    counts[0] += reader(found.text) == labels[item.id][1]
                     counts[1] += not found.words
                     counts[2] += 1
     rows = [
@@ -810,25 +816,28 @@ def hand_label_sample(n_items: int = 3888, k: int = 100) -> list[int]:
     return sorted(random.Random(HAND_LABEL_SEED).sample(range(n_items), k))
 
 
-def read_hand_labels(path: Path) -> dict[int, str]:
-    """id -> label (male, female, unknown) from a TSV with columns id, output, label, notes."""
+def read_hand_labels(path: Path) -> dict[int, tuple[str, str]]:
+    """id -> (output, label): the translation that was read and its label (male, female, unknown), from a TSV with
+    columns id, output, label, notes. A label holds for that output only (another model writes another one)."""
     import csv
 
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    labels = {int(r["id"]): r["label"].strip() for r in rows}
-    bad = {v for v in labels.values() if v not in ("male", "female", "unknown")}
+    labels = {int(r["id"]): (r["output"], r["label"].strip()) for r in rows}
+    bad = {v for _, v in labels.values() if v not in ("male", "female", "unknown")}
     if bad:
         raise ValueError(f"{path}: labels must be male, female or unknown, not {', '.join(sorted(bad))}")
     return labels
 
 
-def agreement(frame: pd.DataFrame, labels: dict[int, str]) -> dict[str, Any] | None:
-    """How often the gender reader (on the located words) agrees with the hand labels of the same outputs."""
-    rows = frame[frame["id"].isin(labels)]
+def agreement(frame: pd.DataFrame, labels: dict[int, tuple[str, str]]) -> dict[str, Any] | None:
+    """How often the gender reader (on the located words) agrees with the hand labels of the same outputs (rows
+    whose output differs from the labelled one are left out); None when no row has a labelled output."""
+    same = [i in labels and out == labels[i][0] for i, out in zip(frame["id"], frame["output"], strict=True)]
+    rows = frame[same]
     if rows.empty:
         return None
-    hand = rows["id"].map(labels)
+    hand = rows["id"].map(lambda i: labels[i][1])
     located = rows["located"].fillna("").astype(str).str.len() > 0
     return {
         "labelled_by": "a Lantern developer reading each translation",
@@ -836,6 +845,8 @@ def agreement(frame: pd.DataFrame, labels: dict[int, str]) -> dict[str, Any] | N
         "agree": int((rows["predicted"] == hand).sum()),
         "agreement": round(float((rows["predicted"] == hand).mean()), 4),
         "hand_labels": {g: int((hand == g).sum()) for g in ("male", "female", "unknown")},
+        "agree_where_labelled_male_or_female": int(((rows["predicted"] == hand) & (hand != "unknown")).sum()),
+        "agree_where_labelled_unknown": int(((rows["predicted"] == hand) & (hand == "unknown")).sum()),
         "not_located": int((~located).sum()),
         "not_located_but_labelled_gendered": int((~located & (hand != "unknown")).sum()),
         "disagreements": [

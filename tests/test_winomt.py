@@ -241,4 +241,10 @@ def test_cli_missing_data_exit_2(capsys, tmp_path, monkeypatch):
 def test_hand_labels_are_the_seeded_sample():
     labels = winomt.read_hand_labels(winomt.HAND_LABELS)
     assert sorted(labels) == winomt.hand_label_sample()
-    assert set(labels.values()) == {"male", "female", "unknown"}
+    assert {label for _, label in labels.values()} == {"male", "female", "unknown"}
+    # a label holds for the output that was read: a row with another output is not compared
+    output, label = labels[47]
+    frame = pd.DataFrame({"id": [47, 69], "output": [output, "autre"], "located": ["x", "y"]})
+    frame["predicted"] = [label, "?"]
+    check = winomt.agreement(frame, labels)
+    assert check["n"] == 1 and check["agree"] == 1
