@@ -348,8 +348,8 @@ METHODS: dict[str, Method] = {
         SmoothGradMethod(
             "smoothgrad",
             "SmoothGrad",
-            "Saliency averaged over noisy copies of the input embeddings (noise level × their range; Smilkov et "
-            "al. 2017): less noisy gradients, used for word alignment by Ding et al. (2019).",
+            "Size (L2 norm) of the gradient averaged over noisy copies of the input embeddings (σ = noise level × "
+            "their range; Smilkov et al. 2017): saliency with less noise, used for word alignment by Ding et al. 2019.",
             "gradient",
             signed=False,
             absolute=True,

@@ -171,10 +171,9 @@ def value_zeroing(
             ids = torch.cat([src, dec], 1)
             n_keys = length = ids.shape[1]
     d, rows = layers[0].out.out_features, _rows(lm, len(src_ids), len(tgt_ids))
-    keys = length if seq2seq else n_keys
     # a copy's activations within one layer, without gradients: the residual stream and its transients (~16 d per
-    # position), the attention scores over the keys (2 per head); the captured output; fp32
-    per_copy = 4 * (length * 16 * d + 2 * layers[0].heads * length * max(keys, n_keys))
+    # position), the attention scores over the keys (2 per head); fp32
+    per_copy = 4 * (length * 16 * d + 2 * layers[0].heads * length * max(length, n_keys))
     chunk = max(1, int(limit("attribution_mb") * 2**20 / per_copy))
     zeroed = list(range(-1, n_keys))  # -1: nothing zeroed (the original)
     maps, done, total = [], 0, len(layers) * len(zeroed)
@@ -183,7 +182,7 @@ def value_zeroing(
         for c in range(0, len(zeroed), chunk):
             part = torch.tensor(zeroed[c : c + chunk], device=dev)
             keep = torch.ones(len(part), n_keys, 1, device=dev)
-            keep[torch.arange(len(part))[part >= 0], part[part >= 0]] = 0.0
+            keep[torch.arange(len(part), device=dev)[part >= 0], part[part >= 0]] = 0.0
             outputs.append(_layer_output(lm, m, keep, encoded if seq2seq else None, dec if seq2seq else ids))
             done += len(part)
             if progress:

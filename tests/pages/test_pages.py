@@ -277,6 +277,17 @@ def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
     assert any("No-model baseline" in c.value for c in at.caption)
 
 
+def test_evaluate_page_shows_the_value_zeroing_run_layer_by_layer(app_env, monkeypatch):
+    from common.paths import REPO_ROOT
+
+    monkeypatch.setenv("LANTERN_EVALUATIONS", str(REPO_ROOT / "evaluations"))
+    run = "evaluations/transformer-en-fr-value-zeroing.json"
+    at = open_page("app_pages/evaluate.py", src="我爱你。", **{"eval.methods": [], "eval.run": run})
+    assert not at.exception, at.exception
+    assert list(at.dataframe[-1].value.index) == ["value_zeroing"]
+    assert any(c.value.startswith("Value zeroing, each layer alone: layer 0 AER 0.713") for c in at.caption)
+
+
 @pytest.mark.parametrize("family", ["lstm", "transformer", "decoder-only"])
 def test_what_if_page_runs_every_tab(app_env, family):
     name = model_names(app_env)[family]
