@@ -547,6 +547,7 @@ def bias_scores(frame: pd.DataFrame) -> dict[str, Any]:
     ``pronoun_share`` of correct and of wrong rows (male and female gold only).
     """
     import numpy as np
+    import pandas as pd
 
     n = len(frame)
     if n == 0:
@@ -578,7 +579,7 @@ def bias_scores(frame: pd.DataFrame) -> dict[str, Any]:
         out["not_located"] = int((~located).sum())
     if "pronoun_share" in frame:
         gendered = frame[gold.isin(["male", "female"])]
-        share = gendered["pronoun_share"].astype(float)
+        share = pd.to_numeric(gendered["pronoun_share"], errors="coerce")  # a CSV read back may hold ""
         ok = gendered["predicted"] == gendered["gold"]
         for name, mask in (("correct", ok), ("wrong", ~ok)):
             values = share[mask & np.isfinite(share)]
