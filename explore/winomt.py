@@ -794,12 +794,6 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--no-attribution", action="store_true", help="skip the pronoun share (input×gradient; most of the time)"
     )
-    ap.add_argument(
-        "--chunk",
-        type=int,
-        default=400,
-        help="sentences per worker process (default %(default)s; 0: all in this process; see _probe_in_chunks)",
-    )
     ap.add_argument("--labels", default=str(HAND_LABELS), help="hand labels to check the gender reader against")
     ap.add_argument(
         "--compare-locating",
@@ -858,44 +852,12 @@ def agreement(frame: pd.DataFrame, labels: dict[int, tuple[str, str]]) -> dict[s
     }
 
 
-def _probe_chunk(model: str, ids: list[int], attribution: bool) -> pd.DataFrame:
-    """``probe`` of the en.txt items ``ids`` in a fresh process (see ``_probe_in_chunks``)."""
-    from models.loading import load_model
-
-    by_id = {item.id: item for item in read_winomt()}
-    return probe(load_model(model), [by_id[i] for i in ids], attribution=attribution)
-
-
-def _probe_in_chunks(
-    model: str, items: Sequence[WinoMTItem], chunk: int, attribution: bool, advance: Callable[[int], None]
-) -> pd.DataFrame:
-    """``probe`` over ``items``, ``chunk`` at a time, each in a new process that exits after it.
-
-    Why: the process running Lantern's input×gradient over thousands of sentences grows by ~7.8 MB per sentence
-    (transformer-en-fr; measured: tensors of the model's forward passes that no Python object holds stay alive,
-    cause not found), so a full WinoMT run in one process would reach ~30 GB. A fresh process per chunk bounds it.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    import pandas as pd
-
-    parts = []
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as pool:
-        for start in range(0, len(items), chunk):
-            ids = [item.id for item in items[start : start + chunk]]
-            parts.append(pool.submit(_probe_chunk, model, ids, attribution).result())
-            advance(len(ids))
-    return pd.concat(parts, ignore_index=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        if args.limit < 0 or args.chunk < 0:
-            raise UsageError("--limit and --chunk take a number of sentences (0 or more)")
+        if args.limit < 0:
+            raise UsageError("--limit takes a number of sentences (0 or more)")
         out = Path(args.out)
         if out.suffix != ".json":
             raise UsageError(f"--out must be a .json path (the CSV goes beside it), not {args.out}")
@@ -928,11 +890,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     bar = tqdm(total=len(items), desc="sentences", file=sys.stderr)
-    if args.chunk and len(items) > args.chunk:
-        frame = _probe_in_chunks(args.model, items, args.chunk, not args.no_attribution, bar.update)
-    else:
-        frame = probe(lm, items, progress=lambda f: bar.update(round(f * len(items)) - bar.n), reader=reader,
-                      attribution=not args.no_attribution)  # fmt: skip
+    frame = probe(lm, items, progress=lambda f: bar.update(round(f * len(items)) - bar.n), reader=reader,
+                  attribution=not args.no_attribution)  # fmt: skip
     bar.close()
     summary: dict[str, Any] = {
         "model": args.model,
@@ -943,7 +902,6 @@ def main(argv: list[str] | None = None) -> int:
         "gender_reader": reader.version,
         "locating": LOCATING,
         "seconds": round(time.perf_counter() - started, 1),
-        "chunk": args.chunk,
         "csv": out.with_suffix(".csv").name,
     }
     labels_path = Path(args.labels)
