@@ -321,7 +321,8 @@ with c1:
         "explore.by_length",
     )
 with c2:
-    chart(histogram(done[metric], metric), "explore.histogram")
+    confidence = "mean probability" if "mean probability" in done else metric  # how sure the model was
+    chart(histogram(done[confidence].dropna(), confidence), "explore.histogram")
 groups = slices(done)
 if groups:
     if state.get("explore.slice") not in groups:
