@@ -184,7 +184,7 @@ def main() -> None:
     ap.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: start,latency,translation,vs,train,threads,concurrency,load",
+        help="comma-separated sections to skip: start,latency,translation,explorer,vs,train,threads,concurrency,load",
     )
     ap.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results.md", help="where to write (default bench/results.md)"
@@ -221,6 +221,8 @@ def main() -> None:
             *translation_table(own, 200, 5),
             "",
         ]
+    if "explorer" not in skip:  # also written to bench/explorer.md
+        out += ["## Dataset explorer: whole test splits vs the per-sentence API (s)", "", *sub(["bench.explorer"]), ""]
     if "vs" not in skip:
         out += ["## Lantern vs Inseq vs a plain Captum loop", ""]
         for model, extra in (
