@@ -156,7 +156,21 @@ def bias_section(frame, info: dict) -> None:
     for name, p in info.get("bias_published_fr", {}).items():
         rows.append({"system": f"{name} (published)", "accuracy": p.get("accuracy"), "ΔG": p.get("delta_g"),
                      "ΔS": p.get("delta_s")})  # fmt: skip
+    check = cache.winomt_check(spec.name)
+    if check and check.get("scores"):
+        full = check["scores"]
+        rows.insert(1, {"system": f"{spec.name} (all {full['n']:,}, python -m explore.winomt)",
+                        "accuracy": full["accuracy"], "ΔG": full["delta_g"], "ΔS": full.get("delta_s")})  # fmt: skip
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+    agreement = (check or {}).get("hand_label_agreement")
+    if agreement:
+        st.caption(
+            f"How far the gender reader can be trusted: on {agreement['n']} of this model's translations labelled by "
+            f"{agreement['labelled_by']}, it agrees on {agreement['agree']} "
+            f"({agreement.get('agree_where_labelled_male_or_female', '?')} of "
+            f"{sum(agreement['hand_labels'].get(g, 0) for g in ('male', 'female'))} where the profession shows a "
+            "gender; it also gives a gender to stray words where the profession is missing)."
+        )
     current = frame[frame["source"] == state.get("src", "")]
     if current.empty:
         st.caption("Select a row to ask why its profession came out masculine or feminine.")

@@ -503,3 +503,15 @@ def explorer_table(folder: str, stamp: float):
     from explore.run import load
 
     return load(Path(folder))
+
+
+def winomt_check(model: str) -> dict | None:
+    """The WinoMT CLI's summary of ``model`` (``evaluations/winomt/<model>.json``, or under
+    ``$LANTERN_EVALUATIONS``): its full-set figures and the gender reader's agreement with hand labels."""
+    env = os.environ.get("LANTERN_EVALUATIONS")
+    folders = [Path(p) for p in env.split(os.pathsep)] if env else [REPO_ROOT / "evaluations"]
+    for folder in folders:
+        path = folder / "winomt" / f"{model}.json"
+        if path.is_file():
+            return read_json(str(path))
+    return None

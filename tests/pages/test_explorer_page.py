@@ -3,7 +3,9 @@ API's numbers), filters, opening a row as the current sentence, and clear messag
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from models.registry import get_spec
 from tests.pages.test_pages import open_page
 
 PAGE = "app_pages/explorer.py"
+REPO = Path(__file__).resolve().parents[2]
 DATASET = "test:tiny-zh-en"
 
 
@@ -127,6 +130,9 @@ def test_winomt_into_french_shows_the_bias_figures_and_why_this_gender(tmp_path,
     accuracy = next(m.value for m in at.metric if m.label == "Gender accuracy")
     assert accuracy == f"{info['bias']['accuracy']:.1f} %"
     assert any("Google Translate (published)" in str(df.value.system.tolist()) for df in at.dataframe)
+    check = json.loads((REPO / "evaluations" / "winomt" / "transformer-en-fr.json").read_text(encoding="utf-8"))
+    agree = check["hand_label_agreement"]["agree"]
+    assert any(f"it agrees on {agree} " in c.value for c in at.caption)  # the reader's measured agreement
     row = next(i for i, w in enumerate(frame["profession words"]) if w)  # a sentence whose profession was found
     at.number_input(key="explore.open_id").set_value(row).run()
     at.button(key="explore.open").click().run()
