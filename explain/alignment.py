@@ -80,7 +80,130 @@ def score_alignments(predicted: Iterable[Iterable[Link]], gold: Sequence[GoldAli
 
 def argmax_links(weights: np.ndarray) -> set[Link]:
     """Each target word linked to its highest-scoring source word. ``weights`` [tgt words, src words]."""
-    return {(int(np.argmax(row)), t) for t, row in enumerate(weights) if np.isfinite(row).all() and row.max() > 0}
+    return row_argmax(weights)
+
+
+# --- explanation -> word alignment: the published extraction choices -------------------------------
+#
+# A word-level score matrix is [target words, source words]. Scores are either absolute (|score| summed
+# over subword pieces before linking, Lantern's published choice) or signed (the pieces' scores summed as
+# they are): in both, a link needs a positive, finite best score, so a signed negative score never links.
+# With ``null=True`` the last column (row argmax) or last row (column argmax) holds the special tokens
+# (end of sentence): a word whose best partner is that token gets no link.
+
+SYMMETRISATIONS = ("intersection", "union", "grow-diag", "grow-diag-final")
+EXTRACTIONS = ("row", "column", *SYMMETRISATIONS)
+_NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))  # diagonals included
+
+
+def row_argmax(scores: np.ndarray, null: bool = False) -> set[Link]:
+    """Each target word (row) linked to its best source word (column); ``null``: the last column is "no link"."""
+    scores = np.asarray(scores, dtype=float)
+    links = set()
+    for t, row in enumerate(scores):
+        if row.size == 0 or not np.isfinite(row).all():
+            continue
+        s = int(np.argmax(row))
+        if row[s] > 0 and not (null and s == row.size - 1):
+            links.add((s, t))
+    return links
+
+
+def column_argmax(scores: np.ndarray, null: bool = False) -> set[Link]:
+    """Each source word (column) linked to its best target word (row); ``null``: the last row is "no link"."""
+    return {(s, t) for t, s in row_argmax(np.asarray(scores, dtype=float).T, null)}
+
+
+def grow_diag(rows: set[Link], columns: set[Link]) -> set[Link]:
+    """Koehn et al. (2003) GROW-DIAG: start from the intersection of the two directions; until nothing changes,
+    for every source word e and target word f in order that are linked, add each neighbour (diagonals included)
+    that is in the union and whose source or target word is still unaligned. Links added during a sweep are
+    visited later in the same sweep, as in the definition's loops over e and f."""
+    union = rows | columns
+    alignment = set(rows & columns)
+    src_aligned = {e for e, _ in alignment}
+    tgt_aligned = {f for _, f in alignment}
+    added = True
+    while added:
+        added = False
+        for e, f in sorted(union):  # only links of the union can be in the alignment: the same order as all (e, f)
+            if (e, f) not in alignment:
+                continue
+            for de, df in _NEIGHBOURS:
+                new = (e + de, f + df)
+                if new in union and new not in alignment and (new[0] not in src_aligned or new[1] not in tgt_aligned):
+                    alignment.add(new)
+                    src_aligned.add(new[0])
+                    tgt_aligned.add(new[1])
+                    added = True
+    return alignment
+
+
+def final(alignment: set[Link], *directions: set[Link]) -> set[Link]:
+    """Koehn et al. (2003) FINAL, applied to each direction in turn: add its links (in source, target order)
+    whose source or target word is still unaligned."""
+    alignment = set(alignment)
+    src_aligned = {e for e, _ in alignment}
+    tgt_aligned = {f for _, f in alignment}
+    for direction in directions:
+        for e, f in sorted(direction):
+            if (e, f) not in alignment and (e not in src_aligned or f not in tgt_aligned):
+                alignment.add((e, f))
+                src_aligned.add(e)
+                tgt_aligned.add(f)
+    return alignment
+
+
+def symmetrise(rows: set[Link], columns: set[Link], how: str) -> set[Link]:
+    """Both directions combined: intersection ⊆ grow-diag ⊆ grow-diag-final ⊆ union."""
+    if how == "intersection":
+        return rows & columns
+    if how == "union":
+        return rows | columns
+    if how == "grow-diag":
+        return grow_diag(rows, columns)
+    if how == "grow-diag-final":
+        return final(grow_diag(rows, columns), rows, columns)
+    raise ValueError(f"unknown symmetrisation {how!r}; choose from {', '.join(SYMMETRISATIONS)}")
+
+
+def extract_all(scores: np.ndarray, eos: bool = False) -> dict[str, set[Link]]:
+    """Every extraction of ``EXTRACTIONS`` from one word-level matrix whose last row and last column hold the
+    special tokens (``to_words(..., specials=True)``). ``eos``: a word whose best partner is a special token gets
+    no link; otherwise the special row and column are dropped first."""
+    scores = np.asarray(scores, dtype=float)
+    if eos:
+        rows, columns = row_argmax(scores[:-1], null=True), column_argmax(scores[:, :-1], null=True)
+    else:
+        rows, columns = row_argmax(scores[:-1, :-1]), column_argmax(scores[:-1, :-1])
+    out = {"row": rows, "column": columns}
+    out.update(intersection=rows & columns, union=rows | columns)
+    out["grow-diag"] = grow_diag(rows, columns)
+    out["grow-diag-final"] = final(out["grow-diag"], rows, columns)
+    return out
+
+
+def extract(scores: np.ndarray, how: str = "row", eos: bool = False) -> set[Link]:
+    """One extraction (``row``, ``column`` or a symmetrisation) from a matrix with the special row and column."""
+    if how not in EXTRACTIONS:
+        raise ValueError(f"unknown extraction {how!r}; choose from {', '.join(EXTRACTIONS)}")
+    return extract_all(scores, eos)[how]
+
+
+def pharaoh(links: Iterable[Link]) -> str:
+    """Links as Pharaoh text, as fast_align writes it: ``i-j`` pairs, source index first, 0-based, sorted."""
+    return " ".join(f"{s}-{t}" for s, t in sorted(links))
+
+
+def parse_pharaoh(line: str) -> set[Link]:
+    """The links of one line of Pharaoh ``i-j`` text (0-based, source first)."""
+    links = set()
+    for item in line.split():
+        s, sep, t = item.partition("-")
+        if not sep or not s.isdigit() or not t.isdigit():
+            raise ValueError(f"not an i-j link: {item!r}")
+        links.add((int(s), int(t)))
+    return links
 
 
 def diagonal_links(n_src: int, n_tgt: int) -> set[Link]:
@@ -114,19 +237,27 @@ def word_index(offsets: Sequence[tuple[int, int]], text: str) -> list[int | None
 
 
 def to_words(
-    scores: np.ndarray, tgt_words: Sequence[int | None], src_words: Sequence[int | None], n_tgt: int, n_src: int
+    scores: np.ndarray,
+    tgt_words: Sequence[int | None],
+    src_words: Sequence[int | None],
+    n_tgt: int,
+    n_src: int,
+    specials: bool = False,
 ) -> np.ndarray:
     """Token scores [tgt tokens, src tokens] -> word scores [n_tgt, n_src]: sum over source pieces,
-    mean over target pieces; special tokens are dropped."""
-    out = np.zeros((n_tgt, n_src))
-    count = np.zeros(n_tgt)
+    mean over target pieces; special tokens are dropped, or with ``specials`` gathered into one extra last
+    row (target specials, mean) and last column (source specials, sum): [n_tgt + 1, n_src + 1]."""
+    extra = int(specials)
+    out = np.zeros((n_tgt + extra, n_src + extra))
+    count = np.zeros(n_tgt + extra)
     for t, tw in enumerate(tgt_words):
-        if tw is None:
+        if tw is None and not specials:
             continue
-        row = np.zeros(n_src)
+        tw = n_tgt if tw is None else tw
+        row = np.zeros(n_src + extra)
         for s, sw in enumerate(src_words):
-            if sw is not None:
-                row[sw] += scores[t, s]
+            if sw is not None or specials:
+                row[n_src if sw is None else sw] += scores[t, s]
         out[tw] += row
         count[tw] += 1
     return out / np.maximum(count, 1)[:, None]

@@ -1,0 +1,132 @@
+"""Explanation -> word alignment: row/column argmax, the four symmetrisations (against a literal brute-force
+reading of Koehn et al. 2003's pseudocode and hand-worked cases), end of sentence as "no link", Pharaoh text."""
+
+import numpy as np
+import pytest
+
+from explain.alignment import (
+    EXTRACTIONS,
+    column_argmax,
+    extract,
+    extract_all,
+    parse_pharaoh,
+    pharaoh,
+    row_argmax,
+    symmetrise,
+    to_words,
+)
+
+NEIGHBOURS = [(-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]
+
+
+def brute_force(e2f: set, f2e: set, n_e: int, n_f: int, how: str) -> set:
+    """GROW-DIAG(-FINAL) as the pseudocode reads: a boolean grid, every (e, f) visited in order on every sweep,
+    "aligned" recomputed from the grid each time it is asked."""
+    union = e2f | f2e
+    a = np.zeros((n_e, n_f), dtype=bool)
+    for e, f in e2f & f2e:
+        a[e, f] = True
+
+    def unaligned(e: int, f: int) -> bool:
+        return not a[e].any() or not a[:, f].any()
+
+    while True:
+        added = False
+        for e in range(n_e):
+            for f in range(n_f):
+                if not a[e, f]:
+                    continue
+                for de, df in NEIGHBOURS:
+                    en, fn = e + de, f + df
+                    if 0 <= en < n_e and 0 <= fn < n_f and not a[en, fn] and (en, fn) in union and unaligned(en, fn):
+                        a[en, fn] = True
+                        added = True
+        if not added:
+            break
+    if how == "grow-diag-final":
+        for direction in (e2f, f2e):
+            for e in range(n_e):
+                for f in range(n_f):
+                    if (e, f) in direction and not a[e, f] and unaligned(e, f):
+                        a[e, f] = True
+    return {(int(e), int(f)) for e, f in zip(*np.nonzero(a), strict=True)}
+
+
+# rows: each target word's best source word; columns: each source word's best target word (source, target)
+ROWS = {(0, 0), (0, 1), (3, 2), (0, 3), (4, 4)}
+COLUMNS = {(0, 0), (1, 0), (2, 2), (3, 2), (4, 0)}
+
+
+def test_hand_worked_symmetrisations_nest_strictly():
+    assert symmetrise(ROWS, COLUMNS, "intersection") == {(0, 0), (3, 2)}
+    assert symmetrise(ROWS, COLUMNS, "union") == ROWS | COLUMNS
+    # (0,0) grows to its neighbours (1,0) and (0,1), (3,2) to (2,2); (0,3), (4,4), (4,0) touch no link
+    grow = {(0, 0), (1, 0), (0, 1), (3, 2), (2, 2)}
+    assert symmetrise(ROWS, COLUMNS, "grow-diag") == grow
+    # final: (0,3) and (4,4) have an unaligned word; then (4,0) joins two aligned words and stays out
+    assert symmetrise(ROWS, COLUMNS, "grow-diag-final") == grow | {(0, 3), (4, 4)}
+    for how in ("grow-diag", "grow-diag-final"):
+        assert symmetrise(ROWS, COLUMNS, how) == brute_force(ROWS, COLUMNS, 5, 5, how)
+    with pytest.raises(ValueError, match="grow-diag"):
+        symmetrise(ROWS, COLUMNS, "grow")
+
+
+def test_row_and_column_argmax_on_a_small_matrix():
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5], [0.1, 0.0, 0.6]])  # [target words, source words]
+    assert row_argmax(scores) == {(0, 0), (2, 1), (2, 2)}
+    assert column_argmax(scores) == {(0, 0), (1, 1), (2, 2)}
+    assert symmetrise(row_argmax(scores), column_argmax(scores), "grow-diag") == {(0, 0), (1, 1), (2, 2)}
+    signed = np.array([[-0.9, -0.1], [0.2, -0.5]])  # signed scores: a negative best never links
+    assert row_argmax(signed) == {(0, 1)} and column_argmax(signed) == {(0, 1)}
+    assert row_argmax(np.abs(signed)) == {(0, 0), (1, 1)}
+    assert row_argmax(np.array([[np.nan, 1.0]])) == set() and row_argmax(np.zeros((2, 0))) == set()
+
+
+def test_end_of_sentence_as_no_link():
+    # two target words, two source words; the last row and column are the end-of-sentence tokens
+    words = np.array(
+        [
+            [0.6, 0.1, 0.3],  # target 0: source 0
+            [0.1, 0.2, 0.7],  # target 1: best is the source EOS
+            [0.1, 0.8, 0.1],  # target EOS: source 1 is read most from here
+        ]
+    )
+    plain = extract_all(words)
+    assert plain["row"] == {(0, 0), (1, 1)} and plain["column"] == {(0, 0), (1, 1)}
+    eos = extract_all(words, eos=True)
+    assert eos["row"] == {(0, 0)} and eos["column"] == {(0, 0)}  # source 1's best target is the EOS
+    assert extract(words, "union", eos=True) == {(0, 0)} and extract(words, "row") == {(0, 0), (1, 1)}
+    with pytest.raises(ValueError, match="grow-diag-final"):
+        extract(words, "diagonal")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_symmetrisations_match_the_brute_force_and_nest(seed):
+    rng = np.random.default_rng(seed)
+    n_t, n_s = rng.integers(1, 9, size=2)
+    scores = rng.random((n_t + 1, n_s + 1)) ** 3  # sparse-ish, with a special row and column
+    for eos in (False, True):
+        got = extract_all(scores, eos=eos)
+        assert set(got) == set(EXTRACTIONS)
+        rows, columns = got["row"], got["column"]
+        for how in ("grow-diag", "grow-diag-final"):
+            assert got[how] == brute_force(rows, columns, n_s, n_t, how)
+        assert got["intersection"] <= got["grow-diag"] <= got["grow-diag-final"] <= got["union"]
+        assert len({t for _, t in rows}) == len(rows) and len({s for s, _ in columns}) == len(columns)
+    random_links = {(int(a), int(b)) for a, b in rng.integers(0, 6, size=(8, 2))}
+    assert parse_pharaoh(pharaoh(random_links)) == random_links
+
+
+def test_pharaoh_text_is_source_first_and_round_trips():
+    assert pharaoh({(2, 0), (0, 1), (0, 0)}) == "0-0 0-1 2-0"
+    assert parse_pharaoh("0-0 0-1 2-0\n") == {(0, 0), (0, 1), (2, 0)}
+    assert pharaoh(set()) == "" and parse_pharaoh("") == set()
+    with pytest.raises(ValueError, match="i-j"):
+        parse_pharaoh("1p2")
+
+
+def test_to_words_can_keep_the_special_tokens_as_a_last_row_and_column():
+    scores = np.arange(9.0).reshape(3, 3)  # target tokens: w0, w0, </s>; source tokens: s0, s1, </s>
+    words = to_words(scores, [0, 0, None], [0, 1, None], n_tgt=1, n_src=2, specials=True)
+    np.testing.assert_allclose(words, [[1.5, 2.5, 3.5], [6.0, 7.0, 8.0]])
+    np.testing.assert_allclose(to_words(scores, [0, 0, None], [0, 1, None], n_tgt=1, n_src=2), [[1.5, 2.5]])
