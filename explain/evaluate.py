@@ -26,7 +26,17 @@ from tqdm import tqdm
 from common.files import write_json
 from common.memory import bound_heap_growth
 from common.text import clean_text
-from explain.alignment import argmax_links, diagonal_links, read_gold, score_alignments, to_words, word_index
+from explain.alignment import (
+    EXTRACTIONS,
+    AlignmentScore,
+    argmax_links,
+    diagonal_links,
+    extract_all,
+    read_gold,
+    score_alignments,
+    to_words,
+    word_index,
+)
 from explain.attention import extract_attention
 from explain.attention_views import cross_rollout
 from explain.attribution import METHODS, attribute
@@ -76,10 +86,16 @@ def explain_sentence(
         words = to_words(np.abs(matrix), tgt_words, src_words, n_t, n_s)
         return sorted([list(link) for link in argmax_links(words)])
 
+    def words(matrix: np.ndarray, signed: bool = False) -> list[list[float]]:
+        """The word-level matrix any extraction is read from afterwards (``explain.alignment.extract_all``):
+        [target words + specials, source words + specials], scaled to a largest |score| of 1, 4 decimals."""
+        return _compact(to_words(matrix if signed else np.abs(matrix), tgt_words, src_words, n_t, n_s, specials=True))
+
     maps = extract_attention(lm, tr) if {"attention", "rollout"} & set(methods) else None
     for method in methods:
         if method == "rollout":
-            out["methods"][method] = {"links": links(cross_rollout(maps))}
+            rollout = cross_rollout(maps)
+            out["methods"][method] = {"links": links(rollout), "word_scores": {"mean": words(rollout)}}
             continue
         if method == "attention":
             cross = maps.cross  # [layers, heads, tgt, src]
@@ -93,6 +109,8 @@ def explain_sentence(
                 "links": links(cross.mean((0, 1))),
                 "per_head": per_head,
                 "per_layer": per_layer,
+                "word_scores": {"mean": words(cross.mean((0, 1)))}
+                | {str(layer): words(cross[layer].mean(0)) for layer in range(cross.shape[0])},
             }
             attr = attribute(lm, tr, "attention") if faithfulness else None
         elif method in LAYER_MAPS:  # the method's layer mean (its scores), and each layer alone
@@ -100,11 +118,17 @@ def explain_sentence(
             out["methods"][method] = {
                 "links": links(layer_maps.mean(0)),
                 "per_layer": {str(layer): links(m) for layer, m in enumerate(layer_maps)},
+                "word_scores": {"mean": words(layer_maps.mean(0))}
+                | {str(layer): words(m) for layer, m in enumerate(layer_maps)},
             }
             attr = attribute(lm, tr, method) if faithfulness else None
         else:
             attr = attribute(lm, tr, method, n_steps=n_steps, n_samples=n_samples, noise_level=noise_level)
-            out["methods"][method] = {"links": links(attr.scores)}
+            out["methods"][method] = {
+                "links": links(attr.scores),
+                "word_scores": {"mean": words(attr.scores)},
+                "word_scores_signed": {"mean": words(attr.scores, signed=True)},
+            }
             if attr.delta is not None:
                 out["methods"][method]["max_abs_delta"] = float(np.abs(attr.delta).max())
         if faithfulness and attr is not None:
@@ -112,12 +136,88 @@ def explain_sentence(
     return out
 
 
+def _compact(matrix: np.ndarray) -> list[list[float]]:
+    """Scaled to a largest |score| of 1 (argmax and hence every extraction is unchanged) and rounded."""
+    scale = float(np.abs(matrix).max()) if matrix.size else 0.0
+    if np.isfinite(scale) and scale > 0:
+        matrix = matrix / scale
+    return np.round(matrix, 4).tolist()
+
+
+def _extraction_counts(
+    done: list[tuple[int, dict[str, Any]]], gold: list, method: str
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per extraction setting and layer ("mean": the method's own map), each sentence's AER counts
+    (|A∩S|, |A∩P|, |A|, |S|), so that any part of the set can be scored by summing. Settings: the extraction,
+    with " +EOS" where a word whose best partner is an end-of-sentence/special token gets no link, and
+    " signed" where the scores' signs were kept (negative never links); absolute scores otherwise."""
+    counts: dict[str, dict[str, list]] = {}
+    for i, r in done:
+        g = gold[i]
+        for kind, suffix in (("word_scores", ""), ("word_scores_signed", " signed")):
+            for variant, matrix in r["methods"][method].get(kind, {}).items():
+                m = np.asarray(matrix, dtype=float)
+                for eos in (False, True):
+                    for how, links in extract_all(m, eos=eos).items():
+                        setting = how + (" +EOS" if eos else "") + suffix
+                        row = (len(links & g.sure), len(links & g.possible), len(links), len(g.sure))
+                        counts.setdefault(setting, {}).setdefault(variant, []).append(row)
+    return {s: {v: np.asarray(rows) for v, rows in by_variant.items()} for s, by_variant in counts.items()}
+
+
+def _score(counts: np.ndarray) -> AlignmentScore:
+    a_s, a_p, n_a, n_s = (int(x) for x in counts.sum(0))
+    return AlignmentScore(
+        aer=1 - (a_s + a_p) / max(1, n_a + n_s),
+        precision=a_p / n_a if n_a else 0.0,
+        recall=a_s / n_s if n_s else 0.0,
+        n_predicted=n_a,
+        n_sure=n_s,
+    )
+
+
+def _variant_order(variant: str) -> tuple[int, int]:
+    return (0, 0) if variant == "mean" else (1, int(variant)) if variant.isdigit() else (2, 0)
+
+
+def _extraction_summary(counts: dict[str, dict[str, np.ndarray]], is_dev: np.ndarray | None) -> dict[str, Any]:
+    """AER per setting and layer on all sentences; with a development part, each setting's layer chosen on it
+    and the chosen (setting, layer) reported on the rest."""
+    out: dict[str, Any] = {
+        "aer_by_extraction": {
+            setting: {v: _score(c).aer for v, c in sorted(by_variant.items(), key=lambda kv: _variant_order(kv[0]))}
+            for setting, by_variant in counts.items()
+        }
+    }
+    if is_dev is None:
+        return out
+    reported: dict[str, Any] = {}
+    for setting, by_variant in counts.items():
+        dev_aer = {v: _score(c[is_dev]).aer for v, c in by_variant.items()}
+        layer = min(dev_aer, key=lambda v: (dev_aer[v], _variant_order(v)))
+        test = _score(by_variant[layer][~is_dev])
+        reported[setting] = {
+            "layer": layer,
+            "aer_dev": dev_aer[layer],
+            "aer": test.aer,
+            "precision": test.precision,
+            "recall": test.recall,
+            "aer_mean_of_layers": _score(by_variant["mean"][~is_dev]).aer if "mean" in by_variant else None,
+        }
+    out["aer_by_extraction_reported"] = reported
+    best = min(reported, key=lambda s: (reported[s]["aer_dev"], EXTRACTIONS.index(s.split(" ")[0]), s))
+    out["dev_choice"] = {"setting": best, **reported[best]}
+    return out
+
+
 def _has_faithfulness(record: dict[str, Any]) -> bool:
     return any("↑" in k for m in record.get("methods", {}).values() for k in m)
 
 
-def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[str]) -> dict[str, Any]:
-    """Corpus AER per method (and per attention layer/head), mean faithfulness per method."""
+def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[str], dev: int = 0) -> dict[str, Any]:
+    """Corpus AER per method (and per attention layer/head, and per extraction setting where the records keep
+    word-level scores), mean faithfulness per method. ``dev``: settings (layer × extraction) are chosen on the
+    first ``dev`` sentences and reported on the rest."""
     summary: dict[str, Any] = {
         "sentences": len(records),
         "skipped": sum("skipped" in r for r in records),
@@ -135,6 +235,7 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
             "alignment_only (sentences)": len(without),
         }
     done = [(i, r) for i, r in enumerate(records) if "skipped" not in r]
+    is_dev: np.ndarray | None = None
     if gold is not None and done:
         diagonal = score_alignments(
             [diagonal_links(len(r["src"].split(" ")), len(r["output"].split(" "))) for _, r in done],
@@ -143,6 +244,23 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
         summary["baselines"] = {
             "diagonal": {"aer": diagonal.aer, "precision": diagonal.precision, "recall": diagonal.recall}
         }
+        is_dev = np.array([i < dev for i, _ in done]) if dev else None
+        if is_dev is not None:
+            rest = [(i, r) for i, r in done if i >= dev]
+            summary["dev"] = {
+                "chosen_on": f"sentences 1-{dev}",
+                "reported_on": f"sentences {dev + 1}-{len(records)}",
+                "dev_sentences": int(is_dev.sum()),
+                "reported_sentences": len(rest),
+            }
+            if rest:
+                d = score_alignments(
+                    [diagonal_links(len(r["src"].split(" ")), len(r["output"].split(" "))) for _, r in rest],
+                    [gold[i] for i, _ in rest],
+                )
+                summary["baselines"]["diagonal_reported"] = {"aer": d.aer, "precision": d.precision, "recall": d.recall}
+            if not is_dev.any() or is_dev.all():
+                is_dev = None  # nothing to choose on, or nothing left to report on
     for method in methods:
         entry: dict[str, Any] = {}
         if gold is not None:
@@ -161,6 +279,8 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
                             ).aer
                             for k in keys
                         }
+        if gold is not None and done and all("word_scores" in r["methods"][method] for _, r in done):
+            entry.update(_extraction_summary(_extraction_counts(done, gold, method), is_dev))
         measures = {k for _, r in done for k in r["methods"][method] if "↑" in k or "↓" in k}
         for k in sorted(measures):
             values = [r["methods"][method][k] for _, r in done if k in r["methods"][method]]
@@ -212,6 +332,14 @@ def parser() -> argparse.ArgumentParser:
         help="SmoothGrad's noise, a share of the range of the input's embeddings (default: %(default)s)",
     )
     ap.add_argument("--limit", type=int, default=0, help="only the first N sentences (default: all)")
+    ap.add_argument(
+        "--dev",
+        type=int,
+        default=0,
+        metavar="N",
+        help="choose each method's layer and extraction setting on the first N sentences and report it on the "
+        "rest (needs --gold; default 0: no split)",
+    )
     ap.add_argument("--out", required=True, help="summary JSON (per-sentence lines go to <out>l, e.g. run.jsonl)")
     ap.add_argument("--restart", action="store_true", help="ignore an earlier partial run with the same --out")
     return ap
@@ -244,8 +372,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[st
         raise UsageError(f"--n-samples must be between 1 and 1024, not {args.n_samples}")
     if not 0 <= args.noise_level <= 1:  # also refuses NaN
         raise UsageError(f"--noise-level must be between 0 and 1, not {args.noise_level}")
-    if args.limit < 0 or args.faithfulness < 0:
-        raise UsageError("--limit and --faithfulness take a number of sentences (0 or more)")
+    if args.limit < 0 or args.faithfulness < 0 or args.dev < 0:
+        raise UsageError("--limit, --faithfulness and --dev take a number of sentences (0 or more)")
     sources = _read_lines(args.source, "source")
     refs = _read_lines(args.reference, "reference") if args.reference else None
     try:
@@ -259,6 +387,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[st
             raise UsageError(f"--{name} has {len(other)} lines but --source has {len(sources)}")
     if not sources:
         raise UsageError(f"--source {args.source} is empty")
+    if args.dev and (gold is None or args.dev >= (args.limit or len(sources))):
+        raise UsageError("--dev needs --gold and fewer sentences than the run has, to report on the rest")
     return methods, sources, refs, gold
 
 
@@ -299,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             records.append(record)
-    summary = summarise(records[:n], gold[:n] if gold else None, methods)
+    summary = summarise(records[:n], gold[:n] if gold else None, methods, dev=args.dev)
     summary.update(
         model=args.model,
         source=args.source,
@@ -309,11 +439,16 @@ def main(argv: list[str] | None = None) -> int:
         n_steps=args.n_steps,
         n_samples=args.n_samples,
         noise_level=args.noise_level,
+        dev_sentences=args.dev,
         seconds_this_run=round(time.perf_counter() - started, 1),
     )
     write_json(out, summary)
     for method, entry in summary["methods"].items():
         log.info("%-22s %s", method, "  ".join(f"{k} {v:.3f}" for k, v in entry.items() if isinstance(v, float)))
+        if "dev_choice" in entry:
+            c = entry["dev_choice"]
+            log.info("%-22s chosen on dev: %s, layer %s: AER %.3f (dev %.3f)", "", c["setting"], c["layer"],
+                     c["aer"], c["aer_dev"])  # fmt: skip
     return 0
 
 

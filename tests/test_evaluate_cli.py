@@ -101,3 +101,34 @@ def test_cli_scores_the_context_mixing_methods_layer_by_layer_and_smoothgrad(cor
         assert sorted(summary["methods"][method]["aer_per_layer"]) == ["0", "1"]
     assert (summary["n_samples"], summary["noise_level"]) == (2, 0.1)
     assert evaluate.main([*args[:-4], "--noise-level", "3"]) == 2  # refused before anything is written
+
+
+def test_cli_scores_every_extraction_and_chooses_on_a_dev_part(corpus, monkeypatch, tmp_path):
+    from explain.alignment import EXTRACTIONS, extract_all
+
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(corpus / "ck"))
+    out = tmp_path / "dev.json"
+    args = ["--model", "tiny", "--source", str(corpus / "src.txt"), "--reference", str(corpus / "ref.txt"),
+            "--gold", str(corpus / "gold.txt"), "--out", str(out),
+            "--methods", "attention,input_x_gradient"]  # fmt: skip
+    assert evaluate.main([*args, "--dev", "4"]) == 2  # nothing left to report on
+    assert evaluate.main([*args, "--dev", "2"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["dev"] == {"chosen_on": "sentences 1-2", "reported_on": "sentences 3-4", "dev_sentences": 2,
+                              "reported_sentences": 2}  # fmt: skip
+    assert 0.0 <= summary["baselines"]["diagonal_reported"]["aer"] <= 1.0
+    attention = summary["methods"]["attention"]
+    by_extraction = attention["aer_by_extraction"]
+    assert set(EXTRACTIONS) | {f"{e} +EOS" for e in EXTRACTIONS} == set(by_extraction)
+    assert list(by_extraction["grow-diag"]) == ["mean", "0", "1"]  # the layer mean, then each layer
+    assert by_extraction["row"]["mean"] == pytest.approx(attention["aer"])  # today's links, read back
+    assert by_extraction["row"]["0"] == pytest.approx(attention["aer_per_layer"]["0"])
+    choice = attention["dev_choice"]
+    assert choice["layer"] in ("mean", "0", "1") and choice == {
+        "setting": choice["setting"],
+        **attention["aer_by_extraction_reported"][choice["setting"]],
+    }
+    assert "grow-diag-final signed" in summary["methods"]["input_x_gradient"]["aer_by_extraction"]
+    record = json.loads((tmp_path / "dev.jsonl").read_text().splitlines()[0])
+    words = record["methods"]["attention"]["word_scores"]["1"]
+    assert extract_all(words)["row"] == set(map(tuple, record["methods"]["attention"]["per_layer"]["1"]))
