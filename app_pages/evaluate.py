@@ -224,3 +224,33 @@ with tab_dataset:
                     )
                     + "."
                 )
+        by_setting, chosen = {}, []  # AER by extraction setting (runs from python -m explain.evaluate with word scores)
+        for method, entry in run["methods"].items():
+            reported = entry.get("aer_by_extraction_reported") if isinstance(entry, dict) else None
+            every = entry.get("aer_by_extraction") if isinstance(entry, dict) else None
+            if reported:
+                by_setting[method] = {s: f"{v['aer']:.3f} (layer {v['layer']})" for s, v in reported.items()}
+                c = entry["dev_choice"]
+                chosen.append(f"{method}: {c['setting']}, layer {c['layer']}, AER {c['aer']:.3f}")
+            elif every:
+                by_setting[method] = {s: f"{v['mean']:.3f}" for s, v in every.items() if "mean" in v}
+        if by_setting:
+            st.dataframe(pd.DataFrame(by_setting), width="stretch")
+            dev = run.get("dev")
+            diagonal_part = run.get("baselines", {}).get("diagonal_reported")
+            st.caption(
+                "AER by extraction setting: row = each target word's best source word, column = each source word's "
+                "best target word, and the two combined (intersection, union, grow-diag, grow-diag-final of Koehn et "
+                "al. 2003); +EOS: a word whose best partner is the end-of-sentence token gets no link; signed: "
+                "negative scores never link. "
+                + (
+                    f"Each setting's layer ('mean': the layers' average) was chosen on {dev['chosen_on']} and is "
+                    f"scored on {dev['reported_on']}"
+                    + (f", where the diagonal scores {diagonal_part['aer']:.3f}" if diagonal_part else "")
+                    + ". Chosen on the development part: "
+                    + "; ".join(chosen)
+                    + "."
+                    if dev and chosen
+                    else "Each method's own map (layers averaged), all sentences."
+                )
+            )

@@ -262,6 +262,43 @@ def test_evaluate_page_reads_dataset_runs(app_env, tmp_path, monkeypatch):
     assert any("Took 1.5 min (1 sentences with faithfulness measures: 1.0 min)" in c.value for c in at.caption)
 
 
+def test_evaluate_page_shows_aer_by_extraction_setting(app_env, tmp_path, monkeypatch):
+    import json
+
+    reported = {
+        "row": {"layer": "1", "aer_dev": 0.55, "aer": 0.548, "precision": 0.5, "recall": 0.4},
+        "grow-diag": {"layer": "mean", "aer_dev": 0.465, "aer": 0.468, "precision": 0.5, "recall": 0.5},
+    }
+    run = {
+        "model": "tiny-zh-en",
+        "sentences": 4,
+        "skipped": 0,
+        "dev": {"chosen_on": "sentences 1-2", "reported_on": "sentences 3-4"},
+        "baselines": {"diagonal": {"aer": 0.53}, "diagonal_reported": {"aer": 0.529}},
+        "methods": {
+            "attention": {
+                "aer": 0.57,
+                "aer_by_extraction": {"row": {"mean": 0.57, "0": 0.6}, "grow-diag": {"mean": 0.467}},
+                "aer_by_extraction_reported": reported,
+                "dev_choice": {"setting": "grow-diag", **reported["grow-diag"]},
+            },
+            "saliency": {"aer": 0.6, "aer_by_extraction": {"row": {"mean": 0.6}, "grow-diag": {"mean": 0.5}}},
+        },
+    }
+    (tmp_path / "extraction.json").write_text(json.dumps(run))
+    monkeypatch.setenv("LANTERN_EVALUATIONS", str(tmp_path))
+    at = open_page("app_pages/evaluate.py", src="我爱你。", **{"eval.methods": []})
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert list(table.index) == ["row", "grow-diag"] and list(table.columns) == ["attention", "saliency"]
+    assert table.loc["grow-diag", "attention"] == "0.468 (layer mean)" and table.loc["row", "saliency"] == "0.600"
+    assert any(
+        "chosen on sentences 1-2 and is scored on sentences 3-4, where the diagonal scores 0.529" in c.value
+        and "attention: grow-diag, layer mean, AER 0.468" in c.value
+        for c in at.caption
+    )
+
+
 def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
     from common.paths import REPO_ROOT
 
