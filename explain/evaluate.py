@@ -88,7 +88,7 @@ def explain_sentence(
 
     def words(matrix: np.ndarray, signed: bool = False) -> list[list[float]]:
         """The word-level matrix any extraction is read from afterwards (``explain.alignment.extract_all``):
-        [target words + specials, source words + specials], scaled to a largest |score| of 1, 4 decimals."""
+        [target words + specials, source words + specials], scaled to a largest |score| of 1, 6 decimals."""
         return _compact(to_words(matrix if signed else np.abs(matrix), tgt_words, src_words, n_t, n_s, specials=True))
 
     maps = extract_attention(lm, tr) if {"attention", "rollout"} & set(methods) else None
@@ -141,7 +141,7 @@ def _compact(matrix: np.ndarray) -> list[list[float]]:
     scale = float(np.abs(matrix).max()) if matrix.size else 0.0
     if np.isfinite(scale) and scale > 0:
         matrix = matrix / scale
-    return np.round(matrix, 4).tolist()
+    return np.round(matrix, 6).tolist()
 
 
 def _extraction_counts(

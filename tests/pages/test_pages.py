@@ -299,6 +299,19 @@ def test_evaluate_page_shows_aer_by_extraction_setting(app_env, tmp_path, monkey
     )
 
 
+def test_evaluate_page_shows_the_committed_extraction_run(app_env, monkeypatch):
+    from common.paths import REPO_ROOT
+
+    monkeypatch.setenv("LANTERN_EVALUATIONS", str(REPO_ROOT / "evaluations"))
+    run = "evaluations/transformer-en-fr-extraction.json"
+    at = open_page("app_pages/evaluate.py", src="我爱你。", **{"eval.methods": [], "eval.run": run})
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["attention", "attention_norms", "value_zeroing"]
+    assert table.loc["grow-diag", "attention"] == "0.468 (layer mean)"
+    assert any("scored on sentences 101-447, where the diagonal scores 0.529" in c.value for c in at.caption)
+
+
 def test_evaluate_page_shows_the_committed_hansards_run(app_env, monkeypatch):
     from common.paths import REPO_ROOT
 
