@@ -130,3 +130,25 @@ def test_to_words_can_keep_the_special_tokens_as_a_last_row_and_column():
     words = to_words(scores, [0, 0, None], [0, 1, None], n_tgt=1, n_src=2, specials=True)
     np.testing.assert_allclose(words, [[1.5, 2.5, 3.5], [6.0, 7.0, 8.0]])
     np.testing.assert_allclose(to_words(scores, [0, 0, None], [0, 1, None], n_tgt=1, n_src=2), [[1.5, 2.5]])
+
+
+def test_summaries_of_older_records_without_word_scores_still_work():
+    from explain.alignment import parse_gold_line
+    from explain.evaluate import summarise
+
+    gold = [parse_gold_line("1-1 2-2"), parse_gold_line("1-1")]
+    records = [
+        {"src": "a b", "output": "x y", "methods": {"attention": {"links": [[0, 0], [1, 1]]}}},
+        {"src": "a", "output": "x", "methods": {"attention": {"links": [[0, 0]]}}},
+    ]
+    summary = summarise(records, gold, ["attention"], dev=1)
+    assert summary["methods"]["attention"] == {"aer": 0.0, "precision": 1.0, "recall": 1.0}
+    assert summary["dev"]["reported_sentences"] == 1 and summary["baselines"]["diagonal_reported"]["aer"] == 0.0
+    words = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.0, 0.0, 1.0]])  # 2 × 2 words, then the specials
+    for r in records[:1]:
+        r["methods"]["attention"]["word_scores"] = {"mean": words.tolist(), "0": words[:, ::-1].tolist()}
+    records[1]["methods"]["attention"]["word_scores"] = {"mean": [[1.0, 0.0], [0.0, 1.0]], "0": [[1.0, 0.0], [0, 1]]}
+    entry = summarise(records, gold, ["attention"], dev=1)["methods"]["attention"]
+    assert entry["aer_by_extraction"]["grow-diag"]["mean"] == 0.0
+    assert entry["aer_by_extraction_reported"]["row"]["layer"] == "mean"  # chosen on sentence 1 alone
+    assert entry["dev_choice"]["setting"] == "row" and entry["dev_choice"]["aer"] == 0.0
