@@ -145,10 +145,10 @@ def bias_section(frame, info: dict) -> None:
     right, wrong = b.get("pronoun_share_correct"), b.get("pronoun_share_wrong")
     if right is not None and wrong is not None:
         c[4].metric(
-            "Pronoun's share, right / wrong",
+            "Pronoun share",
             f"{right:.0%} / {wrong:.0%}",
-            help="of the input×gradient attribution of the translated profession that the English pronoun gets, "
-            "averaged over sentences whose gender came out right / wrong",
+            help="right / wrong: the share of the input×gradient attribution of the translated profession that the "
+            "English pronoun gets, averaged over sentences whose gender came out right / wrong",
         )
     rows = [
         {"system": f"{spec.name} (this run)", "accuracy": b["accuracy"], "ΔG": b["delta_g"], "ΔS": b.get("delta_s")}
@@ -161,7 +161,10 @@ def bias_section(frame, info: dict) -> None:
         full = check["scores"]
         rows.insert(1, {"system": f"{spec.name} (all {full['n']:,}, python -m explore.winomt)",
                         "accuracy": full["accuracy"], "ΔG": full["delta_g"], "ΔS": full.get("delta_s")})  # fmt: skip
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+    shown = pd.DataFrame(rows)
+    for col in ("accuracy", "ΔG", "ΔS"):  # a figure the source does not give is a dash, not "None"
+        shown[col] = [f"{v:.1f}" if isinstance(v, int | float) else "—" for v in shown[col]]
+    st.dataframe(shown, hide_index=True, width="content")
     agreement = (check or {}).get("hand_label_agreement")
     if agreement:
         st.caption(

@@ -39,6 +39,16 @@ LINKS = [
         "text=Where the model does well and badly",
     ),
     (
+        {
+            "model": "transformer-en-fr",
+            "src": "The chief gave the housekeeper a tip because she was satisfied.",
+            "explore.dataset": "winomt",
+            "explore.limit": 300,
+        },
+        "explorer-winomt",
+        "text=Contrastive input×gradient",
+    ),
+    (
         {"model": "gemma-3-270m-zh-en", "src": "我爱北京天安门"},
         "gemma-attributions",
         "text=rest of the few-shot prompt",
@@ -46,8 +56,9 @@ LINKS = [
 ]
 LINK_PAGES = {"inside-lstm": "inside", "inside-lens": "inside", "inside-embeddings": "inside",
               "gemma-attributions": "attributions", "training-evidence": "provenance",
-              "training-tracin": "provenance", "explorer": "explorer"}  # fmt: skip
+              "training-tracin": "provenance", "explorer": "explorer", "explorer-winomt": "explorer"}  # fmt: skip
 TABS = {"training-tracin": "Influence (TracIn)"}  # a tab to open before the shot
+TOP = {"explorer-winomt": "text=Gender bias (WinoMT)"}  # scrolled to the top of the shot
 
 
 def main(out: Path = REPO / "docs", only: set[str] | None = None) -> None:
@@ -72,6 +83,8 @@ def main(out: Path = REPO / "docs", only: set[str] | None = None) -> None:
             if name in TABS:
                 page.get_by_role("tab", name=TABS[name]).click()
             page.locator(ready).first.wait_for(timeout=300_000)  # Gemma: converted on first use
+            if name in TOP:
+                page.locator(TOP[name]).first.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
             page.wait_for_timeout(1500)
             page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
