@@ -261,3 +261,204 @@ def to_words(
         out[tw] += row
         count[tw] += 1
     return out / np.maximum(count, 1)[:, None]
+
+
+# --- one sentence: an explanation's word alignment, as the Alignments page, the API and notebooks show it -------
+#
+# ``alignment_maps`` runs the model once per method (the costly part); ``align`` reads any extraction setting off its
+# result (cheap, pure numpy); ``sentence_alignment`` does both. The word-level matrix is the one
+# ``python -m explain.evaluate`` keeps (``to_words(..., specials=True)`` of the absolute or signed token scores),
+# so a sentence's links here are the links the corpus run scores.
+
+GRADIENT_METHODS = (
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "deeplift",
+    "gradient_shap",
+    "smoothgrad",
+)
+LAYERED_METHODS = ("attention", "attention_norms", "value_zeroing")  # a map per layer as well as their mean
+ALIGNMENT_METHODS = (*LAYERED_METHODS, *GRADIENT_METHODS)  # those that give a source × output map
+TRANSFORMER_ONLY = ("attention_norms", "value_zeroing", "deeplift")  # need a Transformer's modules (not an LSTM)
+
+
+@dataclass(frozen=True)
+class AlignmentMaps:
+    """One method's token maps of one translation, with what turns them into words."""
+
+    method: str
+    src_words: tuple[str, ...]  # the source text split at spaces
+    tgt_words: tuple[str, ...]  # the output text split at spaces
+    src_index: tuple[int | None, ...]  # word of each source token (None: a special token)
+    tgt_index: tuple[int | None, ...]  # word of each output token
+    maps: dict[str, np.ndarray]  # "mean" (the method's own map) and, for layered methods, "0", "1", ...: [T, S]
+
+    @property
+    def layers(self) -> list[str]:
+        return [k for k in self.maps if k != "mean"]
+
+    def words(self, layer: str | int = "mean", signed: bool = False) -> np.ndarray:
+        """Word scores [output words + 1, source words + 1]: the last row and column hold the special tokens."""
+        key = str(layer)
+        if key not in self.maps:
+            raise ValueError(f"{self.method} has no layer {layer!r}; choose from {', '.join(self.maps)}")
+        m = self.maps[key] if signed else np.abs(self.maps[key])
+        return to_words(m, self.tgt_index, self.src_index, len(self.tgt_words), len(self.src_words), specials=True)
+
+
+@dataclass(frozen=True)
+class SentenceAlignment:
+    """An explanation's word alignment of one sentence: scores, links, and how they compare with gold links."""
+
+    method: str
+    layer: str
+    extraction: str
+    eos: bool
+    signed: bool
+    src_words: tuple[str, ...]
+    tgt_words: tuple[str, ...]
+    scores: np.ndarray  # [output words + 1, source words + 1], last row/column: special tokens
+    links: frozenset[Link]  # (source word, output word), 0-based
+    gold: GoldAlignment | None = None
+    score: AlignmentScore | None = None  # this sentence's AER, precision, recall against ``gold``
+
+    @property
+    def pharaoh(self) -> str:
+        return pharaoh(self.links)
+
+
+def alignment_methods(lm: object) -> list[str]:
+    """The methods of ``ALIGNMENT_METHODS`` that can explain ``lm``: an LSTM has no value vectors (attention norms,
+    value zeroing) and no separate gate modules (DeepLIFT)."""
+    from explain.mixing import mixing_layers
+
+    try:
+        mixing_layers(lm)
+    except ValueError:
+        return [m for m in ALIGNMENT_METHODS if m not in TRANSFORMER_ONLY]
+    return list(ALIGNMENT_METHODS)
+
+
+def alignment_maps(
+    lm: object,
+    translation: object,
+    method: str = "attention",
+    n_steps: int = 32,
+    n_samples: int = 25,
+    noise_level: float = 0.15,
+    progress: object = None,
+    time_limit: float | None = None,
+) -> AlignmentMaps:
+    """``method``'s token maps [output tokens, source tokens] of ``translation`` (an ``explain.generation``
+    output of ``lm``, e.g. ``force_translation`` of a reference): the mean and, for ``LAYERED_METHODS``, each layer
+    (attention: heads averaged). An encoder-decoder only: a prompted model's source is not one sentence."""
+    from explain.evaluate import _word_maps
+
+    if method not in ALIGNMENT_METHODS:
+        raise ValueError(f"{method!r} gives no source × output map; choose from {', '.join(ALIGNMENT_METHODS)}")
+    if not lm.is_seq2seq():
+        raise ValueError(
+            f"Word alignments need an encoder-decoder model; {lm.name} reads a prompt and its output as one sequence"
+        )
+    if translation.truncated:
+        raise ValueError("The sentence is longer than the model's input limit: its alignment would miss words")
+    n_src = len(translation.src_ids)
+    if method == "attention":
+        from explain.attention import extract_attention
+
+        cross = extract_attention(lm, translation).cross  # [layers, heads, T, S]
+        if cross is None:
+            raise ValueError(f"{lm.name} returns no cross-attention")
+        per_layer = cross.mean(1)
+        maps = {"mean": cross.mean((0, 1))} | {str(i): m for i, m in enumerate(per_layer)}
+    elif method in ("attention_norms", "value_zeroing"):
+        from explain.mixing import attention_norms, value_zeroing
+
+        if method == "attention_norms":
+            stack = attention_norms(lm, list(translation.src_ids), list(translation.tgt_ids))
+        else:
+            stack = value_zeroing(lm, list(translation.src_ids), list(translation.tgt_ids), progress=progress)
+        stack = stack.numpy()[:, :, :n_src]
+        maps = {"mean": stack.mean(0)} | {str(i): m for i, m in enumerate(stack)}
+    else:
+        from explain.attribution import attribute
+
+        attr = attribute(
+            lm,
+            translation,
+            method,
+            n_steps=n_steps,
+            n_samples=n_samples,
+            noise_level=noise_level,
+            progress=progress,
+            time_limit=time_limit,
+        )
+        maps = {"mean": attr.scores}
+    src, out = translation.src_text, translation.text
+    src_index, tgt_index = _word_maps(lm, src, out)
+    if len(tgt_index) != len(translation.tgt_ids):  # the output did not re-tokenize to the same pieces
+        tgt_index = [None] * len(translation.tgt_ids)
+    maps = {k: np.asarray(v, dtype=float) for k, v in maps.items()}
+    return AlignmentMaps(method, tuple(src.split(" ")), tuple(out.split(" ")), tuple(src_index), tuple(tgt_index), maps)
+
+
+def align(
+    maps: AlignmentMaps,
+    layer: str | int = "mean",
+    extraction: str = "row",
+    eos: bool = False,
+    signed: bool = False,
+    gold: GoldAlignment | None = None,
+) -> SentenceAlignment:
+    """Read one extraction setting off ``maps`` (``extract``) and, with ``gold``, score it (``score_alignments``)."""
+    scores = maps.words(layer, signed)
+    links = frozenset(extract(scores, extraction, eos))
+    score = None
+    if gold is not None and (links or gold.sure):
+        score = score_alignments([links], [gold])
+    return SentenceAlignment(
+        maps.method, str(layer), extraction, eos, signed, maps.src_words, maps.tgt_words, scores, links, gold, score
+    )
+
+
+def sentence_alignment(
+    lm: object,
+    translation: object,
+    method: str = "attention",
+    layer: str | int = "mean",
+    extraction: str = "row",
+    eos: bool = False,
+    signed: bool = False,
+    gold: GoldAlignment | None = None,
+    **settings: object,
+) -> SentenceAlignment:
+    """An explanation's word alignment of one translation: ``align(alignment_maps(lm, translation, method), ...)``.
+
+    from explain.alignment import sentence_alignment
+    from explain.generation import force_translation
+    tr = force_translation(lm, "the cat sleeps .", "le chat dort .")
+    a = sentence_alignment(lm, tr, "attention", extraction="grow-diag")
+    a.pharaoh  # "0-0 1-1 2-2 3-3"
+    """
+    return align(alignment_maps(lm, translation, method, **settings), layer, extraction, eos, signed, gold)
+
+
+def find_gold(source: str, folder: str | Path | None = None) -> tuple[int, str, GoldAlignment] | None:
+    """(index, French reference, gold links) of ``source`` when it is one of the Hansards gold-alignment sentences
+    (``<data root>/gold-align-en-fr``); None when it is not, or when the data is not on this machine."""
+    from common.paths import data_root
+    from common.text import clean_text
+
+    folder = Path(folder) if folder is not None else data_root() / "gold-align-en-fr"
+    try:
+        sources = (folder / "en.txt").read_text(encoding="utf-8").splitlines()
+        wanted = clean_text(source)
+        index = next((i for i, s in enumerate(sources) if clean_text(s) == wanted), None)
+        if index is None or not wanted:
+            return None
+        refs = (folder / "fr.txt").read_text(encoding="utf-8").splitlines()
+        gold = (folder / "enfr.gold").read_text(encoding="utf-8").splitlines()
+        return index, clean_text(refs[index]), parse_gold_line(gold[index])
+    except (OSError, UnicodeDecodeError, IndexError, ValueError):
+        return None
