@@ -24,6 +24,7 @@ PAGES = [
     st.Page("app_pages/translate.py", title="Translate", icon=":material/translate:"),
     st.Page("app_pages/attention.py", title="Attention", icon=":material/grid_on:"),
     st.Page("app_pages/attributions.py", title="Attributions", icon=":material/insights:"),
+    st.Page("app_pages/alignments.py", title="Alignments", icon=":material/compare_arrows:"),
     st.Page("app_pages/inside.py", title="Inside", icon=":material/layers:"),
     st.Page("app_pages/whatif.py", title="What if?", icon=":material/alt_route:"),
     st.Page("app_pages/provenance.py", title="Training data", icon=":material/dataset:"),

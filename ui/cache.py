@@ -25,6 +25,7 @@ from models.folder import META_FILE
 from models.registry import ModelSpec, list_models
 
 if TYPE_CHECKING:
+    from explain.alignment import AlignmentMaps, GoldAlignment
     from explain.beam import BeamSearch
     from explain.faithfulness import Faithfulness
     from explain.inside_types import (
@@ -294,6 +295,45 @@ def run_attention_edit(
 
     original = run_translation(spec, text, decoding)
     return edit_attention(get_model(spec), text, original, step, src_index, scale)
+
+
+# --- the Alignments page -----------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def alignment_methods(spec: ModelSpec) -> list[str]:
+    """The explanation methods that give this model a source × output map (``explain.alignment``)."""
+    warm_up().join()
+    from explain.alignment import alignment_methods as offered
+
+    return offered(get_model(spec))
+
+
+@st.cache_data(max_entries=64, ttl=60, show_spinner=False)
+def gold_alignment(text: str) -> tuple[int, str, GoldAlignment] | None:
+    """(index, French reference, gold links) when ``text`` is a Hansards gold-alignment sentence on this server."""
+    from explain.alignment import find_gold
+
+    return find_gold(text)
+
+
+def run_alignment_maps(
+    spec: ModelSpec,
+    text: str,
+    decoding: Decoding,
+    method: str,
+    reference: str | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> AlignmentMaps:
+    """One method's token maps of the model's translation, or of ``reference`` (forced decoding)."""
+    warm_up().join()
+    from explain.alignment import alignment_maps
+
+    def compute() -> AlignmentMaps:
+        tr = run_forced(spec, text, reference) if reference is not None else run_translation(spec, text, decoding)
+        return alignment_maps(get_model(spec), tr, method, progress=progress, time_limit=limit("request_seconds"))
+
+    return _cached(("alignment", spec, text, None if reference is not None else decoding, method, reference), compute)
 
 
 # --- the Inside page: one cached computation per view, so a page run computes only the view shown ----------------

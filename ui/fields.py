@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from common.limits import limit
+from explain.alignment import ALIGNMENT_METHODS, EXTRACTIONS
 from explain.attention_views import KIND_LABELS
 from explain.inside_types import LSTM_QUANTITIES
 from explain.inside_views import UNIT_ORDERS
@@ -20,6 +21,9 @@ DECODINGS = ("greedy", "beam search", "sampling")
 KINDS = {str: "text", int: "a whole number", float: "a number"}
 MAX_NAME_CHARS = 500  # a model name, hub id or folder
 INSIDE_VIEWS = ("states", "search", "lens", "norms", "neuron", "ffn", "embeddings")
+ALIGN_EOS = ("drop", "no link")  # the special tokens' row and column: dropped, or a best partner that means no link
+ALIGN_SCORES = ("absolute", "signed")
+ALIGN_OUTPUTS = ("gold", "model")  # which French is explained: the gold reference (forced) or the model's own
 INSIDE_SIDES = ("encoder_forward", "encoder_backward", "decoder", "encoder", "causal")
 
 
@@ -102,6 +106,13 @@ FIELDS: dict[str, Field] = {
     "whatif.cstep": Field(int, 0, 511),
     "whatif.estep": Field(int, 0, 511),
     "whatif.escale": Field(float, 0.0, 3.0),
+    # the Alignments page (app_pages/alignments.py)
+    "align.method": Field(str, choices=lambda: ALIGNMENT_METHODS),
+    "align.layer": Field(int, 0, 1023, words=("mean",)),
+    "align.extraction": Field(str, choices=lambda: EXTRACTIONS),
+    "align.eos": Field(str, choices=lambda: ALIGN_EOS),
+    "align.scores": Field(str, choices=lambda: ALIGN_SCORES),
+    "align.output": Field(str, choices=lambda: ALIGN_OUTPUTS),
     "data.step": Field(int, 0, 511),
     "data.query": Field(str, max_chars=100),
     "data.side": Field(str, choices=lambda: ("source", "target")),

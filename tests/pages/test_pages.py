@@ -15,7 +15,13 @@ from tests.plotly_data import trace_array
 from viz.tokens import prettify_tokens
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["app_pages/home.py", "app_pages/translate.py", "app_pages/attention.py", "app_pages/training.py"]
+PAGES = [
+    "app_pages/home.py",
+    "app_pages/translate.py",
+    "app_pages/attention.py",
+    "app_pages/alignments.py",
+    "app_pages/training.py",
+]
 
 
 def open_page(page: str, **state: object) -> AppTest:

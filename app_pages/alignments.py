@@ -1,0 +1,158 @@
+import streamlit as st
+
+from explain.alignment import EXTRACTIONS, LAYERED_METHODS, align, diagonal_links, score_alignments
+from explain.attribution import forward_passes
+from explain.methods import METHODS
+from ui import cache
+from ui.fields import ALIGN_EOS, ALIGN_OUTPUTS, ALIGN_SCORES
+from ui.state import chart, stop_page
+from ui.widgets import ProgressBar, cost_gate, md_escape, page_translation, remember, run_or_explain, sidebar_inputs
+from viz.alignment import alignment_heatmap, alignment_lines
+
+EXTRACTION_LABELS = {
+    "row": "row argmax (each output word → its best source word)",
+    "column": "column argmax (each source word → its best output word)",
+    "intersection": "intersection of both directions",
+    "union": "union of both directions",
+    "grow-diag": "grow-diag (intersection, grown to neighbours)",
+    "grow-diag-final": "grow-diag-final (then unaligned words)",
+}
+EOS_LABELS = {"drop": "dropped before linking", "no link": "best partner: no link"}
+OUTPUT_LABELS = {"gold": "the gold French (forced decoding)", "model": "the model's own translation"}
+
+st.title("Alignments")
+inputs = sidebar_inputs()
+spec, state = inputs.spec, st.session_state
+if spec.decoder_only:
+    st.info(
+        "Word alignments need an encoder-decoder model: this one reads a prompt and its output as one sequence. "
+        "Choose a translation model in the sidebar."
+    )
+    stop_page()
+tr = page_translation(inputs)
+st.caption(
+    "Which source word each output word came from, read off an explanation: each output word's scores over the "
+    "source words, turned into links by an extraction rule (Koehn et al. 2003 for the combined directions). "
+    "On the Hansards gold set, explanations of Lantern's models align worse than plain word order: see the "
+    "Evaluate page before trusting a link."
+)
+
+found = cache.gold_alignment(inputs.text) if (spec.src_lang, spec.tgt_lang) == ("en", "fr") else None
+reference = gold = None
+if found is not None:
+    index, ref, gold_links = found
+    state.setdefault("align.output", "gold")
+    output = st.radio(
+        f"Hansards sentence {index + 1} of the gold-alignment set: explain",
+        ALIGN_OUTPUTS,
+        key="align.output",
+        format_func=OUTPUT_LABELS.get,
+        horizontal=True,
+        help="The gold links are between this English sentence and its French reference: they can be scored only "
+        "on the reference, which the model is made to produce word by word (forced decoding).",
+    )
+    if output == "gold":
+        reference, gold = ref, gold_links
+        tr = run_or_explain(cache.run_forced, spec, inputs.text, ref)
+st.markdown(f"**{'Gold French' if reference else 'Output'}:** {md_escape(tr.text)}")
+
+methods = run_or_explain(cache.alignment_methods, spec)
+if state.get("align.method") not in methods:
+    state["align.method"] = "attention"
+c1, c2, c3 = st.columns([2, 1, 2])
+method = c1.selectbox("Explanation", methods, key="align.method", format_func=lambda m: METHODS[m].title)
+c1.caption(METHODS[method].description)
+state.setdefault("align.extraction", "grow-diag")
+extraction = c3.selectbox("Extraction", EXTRACTIONS, key="align.extraction", format_func=EXTRACTION_LABELS.get)
+eos = c3.radio(
+    "End of sentence",
+    ALIGN_EOS,
+    key="align.eos",
+    format_func=EOS_LABELS.get,
+    horizontal=True,
+    help="With “no link”, the special tokens (end of sentence) are a candidate partner: a word whose best "
+    "partner is one of them gets no link (a way to leave words unaligned).",
+)
+signed = (
+    c3.radio(
+        "Scores",
+        ALIGN_SCORES,
+        key="align.scores",
+        horizontal=True,
+        help="Absolute: |score| summed over a word's pieces (Lantern's published choice). Signed: the pieces' "
+        "scores as they are; a negative best score never links. Attention and its variants are never negative.",
+    )
+    == "signed"
+)
+
+n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
+token_passes = forward_passes(method, tr.n_text_tokens, n_tgt) * (n_src + n_tgt)
+if not cost_gate(token_passes, "this explanation", "align", (inputs.args(), method, reference)):
+    stop_page()
+bar = ProgressBar(f"Explaining with {METHODS[method].title}…", token_passes, "align")
+maps = run_or_explain(cache.run_alignment_maps, *inputs.args(), method, reference, progress=bar)
+bar.done()
+
+if method in LAYERED_METHODS:
+    layers = ["mean", *range(len(maps.layers))]
+    if state.get("align.layer") not in layers:
+        state["align.layer"] = "mean"
+    layer = c2.selectbox(
+        "Layer", layers, key="align.layer", help="One layer's map, or the mean of the layers (the method's own)."
+    )
+else:
+    layer = "mean"
+    c2.caption("This method gives one map (no layers).")
+
+a = align(maps, layer, extraction, eos == "no link", signed, gold)
+remember(alignment={"method": method, "layer": str(layer), "extraction": extraction, "pharaoh": a.pharaoh})
+
+if gold is not None:
+    m1, m2, m3, m4 = st.columns(4)
+    if a.score is not None:
+        m1.metric("AER", f"{a.score.aer:.1%}", help="Alignment error rate (Och & Ney 2003): lower is better.")
+        m2.metric("Precision", f"{a.score.precision:.1%}", help="Links that the gold marks sure or possible.")
+        m3.metric("Recall", f"{a.score.recall:.1%}", help="Sure gold links found.")
+    m4.metric("Links", f"{len(a.links)} (gold sure {len(gold.sure)})")
+    diagonal = diagonal_links(len(a.src_words), len(a.tgt_words))
+    if diagonal or gold.sure:
+        d = score_alignments([diagonal], [gold])
+        st.caption(
+            f"This sentence's AER with these settings. The no-model diagonal (each French word linked to the English "
+            f"word at the same relative position) gets {d.aer:.1%}; an explanation tells something about word "
+            "correspondence only where it does better."
+        )
+
+chart(
+    alignment_lines(a.src_words, a.tgt_words, a.links, gold.sure if gold else None, gold.possible if gold else None),
+    "align.lines",
+)
+scores = a.scores if eos == "no link" else a.scores[:-1, :-1]
+chart(
+    alignment_heatmap(
+        scores,
+        a.src_words,
+        a.tgt_words,
+        a.links,
+        gold.sure if gold else None,
+        gold.possible if gold else None,
+        signed=signed,
+        specials="(end)" if eos == "no link" else None,
+    ),
+    "align.heatmap",
+)
+st.caption(
+    "Word scores: a word's token scores summed over source pieces and averaged over output pieces. Dots: the links "
+    "drawn above" + ("; squares: gold sure links, diamonds: gold possible ones." if gold else ".")
+)
+
+st.subheader("Export")
+st.code(a.pharaoh or "(no links)", language=None)
+st.download_button(
+    "Links as Pharaoh text",
+    a.pharaoh + "\n",
+    f"lantern-{spec.name}-{method}-{extraction}.align",
+    "text/plain",
+    key="align.pharaoh",
+    help="One line, “i-j” per link: source word i, output word j, 0-based (as fast_align writes them).",
+)
