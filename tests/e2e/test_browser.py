@@ -20,6 +20,7 @@ PAGES = [
     "Translate",
     "Attention",
     "Attributions",
+    "Alignments",
     "Inside",
     "What if?",
     "Training data",
