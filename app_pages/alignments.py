@@ -113,7 +113,11 @@ if gold is not None:
         m1.metric("AER", f"{a.score.aer:.1%}", help="Alignment error rate (Och & Ney 2003): lower is better.")
         m2.metric("Precision", f"{a.score.precision:.1%}", help="Links that the gold marks sure or possible.")
         m3.metric("Recall", f"{a.score.recall:.1%}", help="Sure gold links found.")
-    m4.metric("Links", f"{len(a.links)} (gold sure {len(gold.sure)})")
+    m4.metric(
+        "Links / gold sure",
+        f"{len(a.links)} / {len(gold.sure)}",
+        help=f"Gold links, sure or possible: {len(gold.possible)}.",
+    )
     diagonal = diagonal_links(len(a.src_words), len(a.tgt_words))
     if diagonal or gold.sure:
         d = score_alignments([diagonal], [gold])

@@ -100,22 +100,21 @@ def alignment_lines(
                 showarrow=False,
                 yanchor=anchor,
                 yshift=6 if anchor == "bottom" else -6,
-                textangle=(-40 if anchor == "bottom" else 40) if tilt else 0,
-                xanchor=("left" if anchor == "bottom" else "right") if tilt else "center",
+                textangle=-90 if tilt else 0,  # upright words of long sentences would overlap
                 font={"size": 14},
             )
     fig.update_layout(
         title=title or None,
         xaxis={"visible": False, "range": [-0.2, width + 0.2]},
         yaxis={
-            "range": [-0.9 if tilt else -0.45, 1.9 if tilt else 1.45],
+            "range": [-1.1 if tilt else -0.45, 2.1 if tilt else 1.45],
             "tickmode": "array",
             "tickvals": [0, 1],
             "ticktext": ["output", "source"],
             "showgrid": False,
             "zeroline": False,
         },
-        height=420 if tilt else 300,
+        height=480 if tilt else 300,
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         legend={"orientation": "h", "y": -0.05},
         font=FONT,
