@@ -17,6 +17,7 @@ PAGES = [
     "app_pages/translate.py",
     "app_pages/attention.py",
     "app_pages/attributions.py",
+    "app_pages/alignments.py",
     "app_pages/whatif.py",
     "app_pages/explorer.py",
 ]
