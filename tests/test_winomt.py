@@ -132,13 +132,13 @@ def test_bias_scores_on_a_hand_computed_table():
     )
     s = bias_scores(_frame(rows))
     # 6 right of 10; male: P 4/6, R 4/5; female: P 2/3, R 2/5
-    assert s["accuracy"] == 60.0 and s["n"] == 10 and s["unknown"] == 1
-    assert (s["precision_male"], s["recall_male"]) == (66.7, 80.0)
-    assert s["f1_male"] == round(2 * 66.7 * 80.0 / (66.7 + 80.0), 1) == 72.7
-    assert (s["precision_female"], s["recall_female"]) == (66.7, 40.0)
-    assert s["f1_female"] == 50.0 and s["delta_g"] == 22.7
+    assert s["accuracy"] == pytest.approx(60.0) and s["n"] == 10 and s["unknown"] == 1
+    assert (s["precision_male"], s["recall_male"]) == pytest.approx((66.7, 80.0))
+    assert s["f1_male"] == pytest.approx(round(2 * 66.7 * 80.0 / (66.7 + 80.0), 1)) == pytest.approx(72.7)
+    assert (s["precision_female"], s["recall_female"]) == pytest.approx((66.7, 40.0))
+    assert s["f1_female"] == pytest.approx(50.0) and s["delta_g"] == pytest.approx(22.7)
     # pro: 4 right of 6; anti: 2 right of 4
-    assert (s["accuracy_pro"], s["accuracy_anti"], s["delta_s"]) == (66.7, 50.0, 16.7)
+    assert (s["accuracy_pro"], s["accuracy_anti"], s["delta_s"]) == pytest.approx((66.7, 50.0, 16.7))
     assert s["unknown_by_gold"] == {"male": 0, "female": 1, "neutral": 0}
 
 
@@ -152,9 +152,9 @@ def test_google_french_log_reproduces_the_paper():
         }
     )
     assert s["n"] == 3888
-    assert s["accuracy"] == winomt.PUBLISHED_FR["Google Translate"]["accuracy"] == 63.6
+    assert s["accuracy"] == pytest.approx(winomt.PUBLISHED_FR["Google Translate"]["accuracy"]) == pytest.approx(63.6)
     assert (s["f1_male"], s["f1_female"]) == (69.7, 63.3)
-    assert s["delta_g"] == winomt.PUBLISHED_FR["Google Translate"]["delta_g"] == 6.4
+    assert s["delta_g"] == pytest.approx(winomt.PUBLISHED_FR["Google Translate"]["delta_g"]) == pytest.approx(6.4)
 
 
 def test_pronoun_share_means_split_by_correctness():
@@ -211,7 +211,7 @@ def test_probe_three_sentences(reader):
     assert list(frame.columns) == list(winomt.COLUMNS) and len(frame) == 3
     assert frame["output"].str.len().gt(0).all()
     assert set(frame["predicted"]) <= {"male", "female", "unknown"}
-    assert seen[-1] == 1.0
+    assert seen[-1] == pytest.approx(1.0)
     located = frame[frame["located"].str.len() > 0]
     for row in located.itertuples():  # the located phrase is made of the output's own words
         words = row.output.split(" ")
