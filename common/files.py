@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,3 +62,31 @@ def process_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def start_recording_exit(cmd: list[str], cwd: Path, log: Path, exitcode: Path) -> int:
+    """Start ``cmd`` in its own session, output to ``log``; a shell around it writes its exit code to ``exitcode``,
+    so any later process can tell finished from failed from cancelled. Returns the shell's pid."""
+    script = " ".join(shlex.quote(c) for c in cmd) + f"; echo $? > {shlex.quote(str(exitcode))}"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            ["sh", "-c", script],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def terminate_children(pid: int) -> None:
+    """SIGTERM to the children of the shell ``pid`` (started by ``start_recording_exit``), so the shell lives on to
+    record the exit code; to the shell itself when it has no children."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        children = []
+    for child in children or [pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)

@@ -8,19 +8,14 @@ are in the key).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shlex
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.files import process_alive
+from common.files import process_alive, start_recording_exit, terminate_children
 from common.paths import REPO_ROOT
 from explore.run import PROGRESS, SUMMARY, TABLE, model_key, run_folder, runs_root
 from explore.sets import Dataset
@@ -112,19 +107,9 @@ def start(spec: ModelSpec, ds: Dataset, second: ModelSpec | None = None) -> Expl
         cmd += ["--dataset", ds.name]
     if second is not None:
         cmd += ["--second", _model_arg(second)]
-    # The shell records the exit code, so any later session can tell finished from failed from cancelled.
-    script = " ".join(shlex.quote(c) for c in cmd) + f"; echo $? > {shlex.quote(str(folder / 'exitcode'))}"
-    with open(folder / "run.log", "w") as log:
-        proc = subprocess.Popen(
-            ["sh", "-c", script],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    pid = start_recording_exit(cmd, REPO_ROOT, folder / "run.log", folder / "exitcode")
     meta = {
-        "pid": proc.pid,
+        "pid": pid,
         "model": spec.name,
         "second": second.name if second else "",
         "dataset": ds.name,
@@ -142,11 +127,4 @@ def cancel(folder: Path) -> None:
     if not meta:
         return
     (folder / "cancel-requested").touch()
-    pid = int(meta["pid"])
-    try:
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        children = []
-    for child in children or [pid]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGTERM)
+    terminate_children(int(meta["pid"]))

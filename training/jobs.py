@@ -19,17 +19,14 @@ import fcntl
 import json
 import os
 import re
-import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.files import process_alive
+from common.files import process_alive, start_recording_exit, terminate_children
 from common.limits import limit
 from common.paths import REPO_ROOT, checkpoint_roots
 from training.corpora import Pair, clean_pairs
@@ -209,24 +206,14 @@ def _start(pairs: list[Pair], name: str, arch: str, preset: str, minutes: float,
         "--export",
         str(root / name),
     ]
-    # The shell records the exit code, so any later session can tell finished from failed from cancelled.
-    script = " ".join(shlex.quote(c) for c in cmd) + f"; echo $? > {shlex.quote(str(folder / 'exitcode'))}"
-    with open(folder / "train.log", "w") as log:
-        proc = subprocess.Popen(
-            ["sh", "-c", script],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    pid = start_recording_exit(cmd, REPO_ROOT, folder / "train.log", folder / "exitcode")
     meta = {
         "id": job_id,
         "name": name,
         "arch": arch,
         "preset": preset,
         "minutes": minutes,
-        "pid": proc.pid,
+        "pid": pid,
         "pairs": len(cleaned),
         "started": time.time(),
     }
@@ -302,11 +289,4 @@ def cancel_job(job: Job) -> None:
     """
     meta = json.loads((job.folder / "job.json").read_text(encoding="utf-8"))
     (job.folder / "cancel-requested").touch()
-    pid = meta["pid"]
-    try:
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        children = []
-    for child in children or [pid]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGTERM)
+    terminate_children(int(meta["pid"]))
