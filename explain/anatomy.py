@@ -85,7 +85,8 @@ def layers(lm: LanternModel, side: str) -> nn.ModuleList:
     return found
 
 
-def _first(module: nn.Module, *names: str) -> nn.Module | None:
+def first_module(module: nn.Module, *names: str) -> nn.Module | None:
+    """The first of the dotted submodule paths ``names`` that ``module`` has, or None."""
     for name in names:
         part = module
         for attr in name.split("."):
@@ -103,9 +104,9 @@ def block(lm: LanternModel, side: str, layer: int) -> Block:
     if not 0 <= layer < len(stack_layers):
         raise InputError(f"{lm.name}'s {side} has layers 0 to {len(stack_layers) - 1}, not {layer}")
     mod = stack_layers[layer]
-    attention = _first(mod, "self_attn", "attn", "self_attention")
-    ffn = _first(mod, "mlp", "feed_forward")
-    ffn_in = _first(mod, "mlp.down_proj", "mlp.c_proj", "fc2", "mlp.fc2", "feed_forward.down_proj")
+    attention = first_module(mod, "self_attn", "attn", "self_attention")
+    ffn = first_module(mod, "mlp", "feed_forward")
+    ffn_in = first_module(mod, "mlp.down_proj", "mlp.c_proj", "fc2", "mlp.fc2", "feed_forward.down_proj")
     if attention is None or ffn_in is None:
         raise InputError(f"Lantern does not know the layers of {type(lm.model).__name__} ({lm.name})")
     sandwich = hasattr(mod, "pre_feedforward_layernorm") and hasattr(mod, "post_feedforward_layernorm")
@@ -115,7 +116,7 @@ def block(lm: LanternModel, side: str, layer: int) -> Block:
         attention_out=mod.post_attention_layernorm if sandwich else attention,  # Gemma: normed, then added
         ffn_out=mod.post_feedforward_layernorm if sandwich else (ffn if ffn is not None else ffn_in),
         ffn_in=ffn_in,
-        cross=_first(mod, "encoder_attn", "crossattention"),
+        cross=first_module(mod, "encoder_attn", "crossattention"),
     )
 
 
@@ -123,7 +124,7 @@ def final_norm(lm: LanternModel) -> nn.Module | None:
     """The norm between the last block and the output head (Llama/Gemma ``norm``, GPT-2 ``ln_f``, mBART and T5
     decoders); None for post-norm models such as Marian, whose blocks end normalised."""
     side = "decoder" if lm.is_seq2seq() else "causal"
-    return _first(stack(lm, side), "norm", "ln_f", "layer_norm", "final_layer_norm")
+    return first_module(stack(lm, side), "norm", "ln_f", "layer_norm", "final_layer_norm")
 
 
 def head_logits(lm: LanternModel, hidden: torch.Tensor) -> torch.Tensor:

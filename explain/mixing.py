@@ -31,6 +31,7 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from common.limits import limit
+from explain.anatomy import first_module
 from explain.capture import hooks
 from models.adapter import LanternModel
 from models.lstm_attention import LstmAttnForConditionalGeneration
@@ -57,18 +58,6 @@ class MixingLayer:
         return self.value.out_features // self.head_dim
 
 
-def _part(module: nn.Module, *names: str) -> nn.Module | None:
-    for name in names:
-        part: nn.Module | None = module
-        for attr in name.split("."):
-            part = getattr(part, attr, None)
-            if part is None:
-                break
-        if part is not None:
-            return part
-    return None
-
-
 def mixing_layers(lm: LanternModel, what: str = "this method") -> list[MixingLayer]:
     """The attention the output reads the input through, per layer; ``ValueError`` for models without value
     vectors (the LSTM) or with projections Lantern cannot split by head (GPT-2's fused ``c_attn``)."""
@@ -88,9 +77,9 @@ def mixing_layers(lm: LanternModel, what: str = "this method") -> list[MixingLay
         names = ("self_attn",)
     found = []
     for mod in stack or []:
-        attention = _part(mod, *names)
-        value = _part(attention, "v_proj", "v") if attention is not None else None
-        out = _part(attention, "out_proj", "o_proj", "o") if attention is not None else None
+        attention = first_module(mod, *names)
+        value = first_module(attention, "v_proj", "v") if attention is not None else None
+        out = first_module(attention, "out_proj", "o_proj", "o") if attention is not None else None
         if not isinstance(value, nn.Linear) or not isinstance(out, nn.Linear):
             break
         heads = next(
