@@ -279,8 +279,8 @@ GRADIENT_METHODS = (
     "smoothgrad",
 )
 LAYERED_METHODS = ("attention", "attention_norms", "value_zeroing")  # a map per layer as well as their mean
-ALIGNMENT_METHODS = (*LAYERED_METHODS, *GRADIENT_METHODS)  # those that give a source × output map
-TRANSFORMER_ONLY = ("attention_norms", "value_zeroing", "deeplift")  # need a Transformer's modules (not an LSTM)
+ALIGNMENT_METHODS = (*LAYERED_METHODS, "alti_plus", *GRADIENT_METHODS)  # those that give a source × output map
+TRANSFORMER_ONLY = ("attention_norms", "value_zeroing", "alti_plus", "deeplift")  # need a Transformer (not an LSTM)
 
 
 @dataclass(frozen=True)

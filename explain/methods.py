@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from explain.alti import alti_plus
 from explain.attention import attention_stacks
 from explain.gradients import Path, ig_path, path_attributions, point_path, shap_path, smooth_path
 from explain.mixing import attention_norms, value_zeroing
@@ -281,6 +282,22 @@ class MixingMethod(Method):
         return Scores(mean[:, :s], mean[:, s:])
 
 
+@dataclass(frozen=True)
+class AltiMethod(Method):
+    """ALTI+ (``explain.alti``): the contributions rolled out through every layer, read at the last one: the source
+    tokens' and the prefix's shares of each step, together summing to 1 (with the prefix dropped, the source's)."""
+
+    def passes(self, n_src: int, n_tgt: int, settings: Settings) -> int:
+        return 1
+
+    def run(self, obj: Objective, rows: list[int], settings: Settings, progress: Progress = None) -> Scores:
+        final = alti_plus(obj.lm, obj.src_ids.tolist(), obj.tgt_ids.tolist())[-1]  # [T, S + P]
+        s = len(obj.src_ids)
+        if progress:
+            progress(1.0)
+        return Scores(final[:, :s], final[:, s:] if settings.with_prefix else None)
+
+
 def _value_zeroing(obj: Objective, progress: Progress) -> torch.Tensor:
     return value_zeroing(obj.lm, obj.src_ids.tolist(), obj.tgt_ids.tolist(), progress)
 
@@ -407,6 +424,15 @@ METHODS: dict[str, Method] = {
             signed=False,
             maps=_value_zeroing,
             per_position=True,
+        ),
+        AltiMethod(
+            "alti_plus",
+            "ALTI+",
+            "Each input token's share of every layer's output (how close its term of the attention block's "
+            "decomposition is to the output, in L1), rolled out through the encoder and decoder: the source's and "
+            "the prefix's contributions to each step, summing to 1 (Ferrando et al. 2022; Transformers only).",
+            "attention",
+            signed=False,
         ),
     ]
 }

@@ -83,7 +83,7 @@ def test_every_method_gives_the_documented_shapes(lm, tr):
             with pytest.raises(ValueError, match="LSTM" if lm.name == "lstm" else "encoder-decoder"):
                 attribute(lm, tr, method)
             continue
-        if method in ("attention_norms", "value_zeroing") and lm.name == "lstm":  # no value vectors
+        if method in ("attention_norms", "value_zeroing", "alti_plus") and lm.name == "lstm":  # no value vectors
             with pytest.raises(ValueError, match="LSTM"):
                 attribute(lm, tr, method)
             continue
@@ -331,7 +331,7 @@ def test_method_list_and_cost_estimate():
     ids_ = [m.id for m in list_methods()]
     assert {"saliency", "input_x_gradient", "integrated_gradients", "deeplift", "gradient_shap", "smoothgrad",
             "occlusion", "shapley_value_sampling", "lime", "attention", "attention_norms",
-            "value_zeroing"} == set(ids_)  # fmt: skip
+            "value_zeroing", "alti_plus"} == set(ids_)  # fmt: skip
     assert all(m.description for m in list_methods())
     assert forward_passes("integrated_gradients", 10, 8, n_steps=32) == 8 * 32 + 2
     assert forward_passes("feature_ablation", 10, 8) == forward_passes("occlusion", 10, 8) == 19
