@@ -183,6 +183,28 @@ def extract_all(scores: np.ndarray, eos: bool = False) -> dict[str, set[Link]]:
     return out
 
 
+def extract_all_both(forward: np.ndarray, reverse: np.ndarray, eos: bool = False) -> dict[str, set[Link]]:
+    """Both directions from two models, as statistical aligners symmetrise (Och & Ney 2003; Koehn et al. 2003).
+
+    ``forward``: the model's word matrix [output words + 1, source words + 1]; ``reverse``: the same sentence pair's
+    matrix from a model of the reverse direction (its source: this output; its output: this source), so
+    [source words + 1, output words + 1]. Each model's own direction is read off its rows (each word it predicts
+    linked to its best source word); "row" is the forward model's, "reverse" the reverse model's (in forward
+    orientation), and the symmetrisations combine the two. ``ValueError`` when the shapes do not match."""
+    forward, reverse = np.asarray(forward, dtype=float), np.asarray(reverse, dtype=float)
+    if reverse.shape != forward.shape[::-1]:
+        raise ValueError(
+            f"the reverse model's matrix {reverse.shape} is not the transpose of the forward one's {forward.shape}: "
+            "it must explain the same sentence pair the other way (source and output swapped)"
+        )
+    rows = row_argmax(forward[:-1] if eos else forward[:-1, :-1], null=eos)
+    back = {(s, t) for t, s in row_argmax(reverse[:-1] if eos else reverse[:-1, :-1], null=eos)}
+    out = {"row": rows, "reverse": back, "intersection": rows & back, "union": rows | back}
+    out["grow-diag"] = grow_diag(rows, back)
+    out["grow-diag-final"] = final(out["grow-diag"], rows, back)
+    return out
+
+
 def extract(scores: np.ndarray, how: str = "row", eos: bool = False) -> set[Link]:
     """One extraction (``row``, ``column`` or a symmetrisation) from a matrix with the special row and column."""
     if how not in EXTRACTIONS:
@@ -410,10 +432,21 @@ def align(
     eos: bool = False,
     signed: bool = False,
     gold: GoldAlignment | None = None,
+    reverse: AlignmentMaps | None = None,
 ) -> SentenceAlignment:
-    """Read one extraction setting off ``maps`` (``extract``) and, with ``gold``, score it (``score_alignments``)."""
+    """Read one extraction setting off ``maps`` (``extract``) and, with ``gold``, score it (``score_alignments``).
+
+    ``reverse``: the same method's maps from a model of the reverse direction on the swapped pair (its source this
+    output, its output this source); the symmetrisations then combine the two models' own directions
+    (``extract_all_both``), "column" becomes the reverse model's rows, "row" stays this model's."""
     scores = maps.words(layer, signed)
-    links = frozenset(extract(scores, extraction, eos))
+    if reverse is not None:
+        if extraction not in EXTRACTIONS:
+            raise ValueError(f"unknown extraction {extraction!r}; choose from {', '.join(EXTRACTIONS)}")
+        both = extract_all_both(scores, reverse.words(layer, signed), eos)
+        links = frozenset(both["reverse" if extraction == "column" else extraction])
+    else:
+        links = frozenset(extract(scores, extraction, eos))
     score = None
     if gold is not None and (links or gold.sure):
         score = score_alignments([links], [gold])

@@ -32,6 +32,7 @@ from explain.alignment import (
     argmax_links,
     diagonal_links,
     extract_all,
+    extract_all_both,
     read_gold,
     score_alignments,
     to_words,
@@ -144,14 +145,27 @@ def _compact(matrix: np.ndarray) -> list[list[float]]:
     return np.round(matrix, 6).tolist()
 
 
+BOTH = " (both models)"  # a setting that combines this run's model with the reverse direction's (--reverse)
+
+
 def _extraction_counts(
-    done: list[tuple[int, dict[str, Any]]], gold: list, method: str
+    done: list[tuple[int, dict[str, Any]]],
+    gold: list,
+    method: str,
+    reverse: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per extraction setting and layer ("mean": the method's own map), each sentence's AER counts
     (|A∩S|, |A∩P|, |A|, |S|), so that any part of the set can be scored by summing. Settings: the extraction,
     with " +EOS" where a word whose best partner is an end-of-sentence/special token gets no link, and
-    " signed" where the scores' signs were kept (negative never links); absolute scores otherwise."""
+    " signed" where the scores' signs were kept (negative never links); absolute scores otherwise.
+    ``reverse``: the reverse-direction model's records by sentence index (same method); its settings end in
+    " (both models)": "column" is then the reverse model's own direction, the symmetrisations combine both."""
     counts: dict[str, dict[str, list]] = {}
+
+    def add(setting: str, variant: str, links: set, g: Any) -> None:
+        row = (len(links & g.sure), len(links & g.possible), len(links), len(g.sure))
+        counts.setdefault(setting, {}).setdefault(variant, []).append(row)
+
     for i, r in done:
         g = gold[i]
         for kind, suffix in (("word_scores", ""), ("word_scores_signed", " signed")):
@@ -159,9 +173,14 @@ def _extraction_counts(
                 m = np.asarray(matrix, dtype=float)
                 for eos in (False, True):
                     for how, links in extract_all(m, eos=eos).items():
-                        setting = how + (" +EOS" if eos else "") + suffix
-                        row = (len(links & g.sure), len(links & g.possible), len(links), len(g.sure))
-                        counts.setdefault(setting, {}).setdefault(variant, []).append(row)
+                        add(how + (" +EOS" if eos else "") + suffix, variant, links, g)
+                    if reverse is None or suffix:
+                        continue
+                    back = reverse[i]["methods"][method]["word_scores"][variant]
+                    for how, links in extract_all_both(m, np.asarray(back, dtype=float), eos=eos).items():
+                        if how != "row":  # the forward model's own rows are the setting above
+                            setting = ("column" if how == "reverse" else how) + (" +EOS" if eos else "") + BOTH
+                            add(setting, variant, links, g)
     return {s: {v: np.asarray(rows) for v, rows in by_variant.items()} for s, by_variant in counts.items()}
 
 
@@ -214,10 +233,18 @@ def _has_faithfulness(record: dict[str, Any]) -> bool:
     return any("↑" in k for m in record.get("methods", {}).values() for k in m)
 
 
-def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[str], dev: int = 0) -> dict[str, Any]:
+def summarise(
+    records: list[dict[str, Any]],
+    gold: list | None,
+    methods: list[str],
+    dev: int = 0,
+    reverse: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Corpus AER per method (and per attention layer/head, and per extraction setting where the records keep
     word-level scores), mean faithfulness per method. ``dev``: settings (layer × extraction) are chosen on the
-    first ``dev`` sentences and reported on the rest."""
+    first ``dev`` sentences and reported on the rest. ``reverse``: the records of a run of the reverse-direction
+    model on the swapped pairs (``reverse_records``), which adds the two-model settings."""
+    by_index = {r.get("index", i): r for i, r in enumerate(reverse)} if reverse is not None else None
     summary: dict[str, Any] = {
         "sentences": len(records),
         "skipped": sum("skipped" in r for r in records),
@@ -280,7 +307,17 @@ def summarise(records: list[dict[str, Any]], gold: list | None, methods: list[st
                             for k in keys
                         }
         if gold is not None and done and all("word_scores" in r["methods"][method] for _, r in done):
-            entry.update(_extraction_summary(_extraction_counts(done, gold, method), is_dev))
+            both = (
+                by_index
+                if by_index is not None
+                and all(
+                    i in by_index and "word_scores" in by_index[i].get("methods", {}).get(method, {}) for i, _ in done
+                )
+                else None
+            )
+            entry.update(_extraction_summary(_extraction_counts(done, gold, method, both), is_dev))
+            if both is not None:
+                entry["reverse_run"] = True
         measures = {k for _, r in done for k in r["methods"][method] if "↑" in k or "↓" in k}
         for k in sorted(measures):
             values = [r["methods"][method][k] for _, r in done if k in r["methods"][method]]
@@ -339,6 +376,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="choose each method's layer and extraction setting on the first N sentences and report it on the "
         "rest (needs --gold; default 0: no split)",
+    )
+    ap.add_argument(
+        "--reverse",
+        metavar="RUN",
+        help="an earlier run (its summary JSON) of a model of the reverse direction on the swapped files, with the "
+        "same methods: adds the settings that combine both models' directions, e.g. grow-diag (both models)",
     )
     ap.add_argument("--out", required=True, help="summary JSON (per-sentence lines go to <out>l, e.g. run.jsonl)")
     ap.add_argument("--restart", action="store_true", help="ignore an earlier partial run with the same --out")
@@ -429,7 +472,12 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             records.append(record)
-    summary = summarise(records[:n], gold[:n] if gold else None, methods, dev=args.dev)
+    try:
+        reverse = reverse_records(args.reverse, records[:n]) if args.reverse else None
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    summary = summarise(records[:n], gold[:n] if gold else None, methods, dev=args.dev, reverse=reverse)
     summary.update(
         model=args.model,
         source=args.source,
@@ -440,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         n_samples=args.n_samples,
         noise_level=args.noise_level,
         dev_sentences=args.dev,
+        reverse=args.reverse,
         seconds_this_run=round(time.perf_counter() - started, 1),
     )
     write_json(out, summary)
@@ -450,6 +499,32 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%-22s chosen on dev: %s, layer %s: AER %.3f (dev %.3f)", "", c["setting"], c["layer"],
                      c["aer"], c["aer_dev"])  # fmt: skip
     return 0
+
+
+def reverse_records(run: str | Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-sentence records of a reverse-direction run (``run``: its summary JSON or its ``.jsonl``), checked
+    against this run's: sentence i of the reverse run must explain this run's output i as its source and this
+    source as its output. ``UsageError`` otherwise."""
+    path = Path(run)
+    lines = path if path.suffix == ".jsonl" else _lines_path(path)
+    if not lines.exists():
+        raise UsageError(f"--reverse: no per-sentence file {lines} (run the reverse model first)")
+    try:
+        back = [json.loads(line) for line in lines.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except ValueError as err:
+        raise UsageError(f"--reverse: {lines} is not a run's per-sentence file ({err})") from None
+    if len(back) < len(records):
+        raise UsageError(f"--reverse: {lines} holds {len(back)} sentences, this run {len(records)}")
+    for i, (fwd, rev) in enumerate(zip(records, back, strict=False)):
+        if "skipped" in fwd or "skipped" in rev:
+            continue
+        swapped = (clean_text(rev.get("src", "")), clean_text(rev.get("output", "")))
+        if swapped != (clean_text(fwd["output"]), clean_text(fwd["src"])):
+            raise UsageError(
+                f"--reverse: sentence {i + 1} of {lines} does not explain this run's pair the other way round "
+                f"({rev.get('src', '')[:40]!r} -> {rev.get('output', '')[:40]!r})"
+            )
+    return back
 
 
 def _lines_path(out: Path) -> Path:

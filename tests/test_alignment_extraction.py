@@ -9,6 +9,7 @@ from explain.alignment import (
     column_argmax,
     extract,
     extract_all,
+    extract_all_both,
     parse_pharaoh,
     pharaoh,
     row_argmax,
@@ -153,3 +154,53 @@ def test_summaries_of_older_records_without_word_scores_still_work():
     assert entry["aer_by_extraction"]["grow-diag"]["mean"] == pytest.approx(0.0, abs=1e-9)
     assert entry["aer_by_extraction_reported"]["row"]["layer"] == "mean"  # chosen on sentence 1 alone
     assert entry["dev_choice"]["setting"] == "row" and entry["dev_choice"]["aer"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_two_models_read_the_other_direction_off_the_reverse_models_rows(seed):
+    rng = np.random.default_rng(seed)
+    forward = rng.random((6, 5))  # 5 output words + specials, 4 source words + specials
+    reverse = rng.random((5, 6))  # the reverse model explains the pair the other way round
+    for eos in (False, True):
+        both = extract_all_both(forward, reverse, eos)
+        assert both["row"] == extract_all(forward, eos)["row"]
+        assert both["reverse"] == {(s, t) for t, s in extract_all(reverse, eos)["row"]}  # (source, output) order
+        assert both["intersection"] <= both["grow-diag"] <= both["grow-diag-final"] <= both["union"]
+        assert both["grow-diag"] == symmetrise(both["row"], both["reverse"], "grow-diag")
+        # a "reverse model" whose rows are this model's columns gives the one-model symmetrisations back
+        assert {k: v for k, v in extract_all_both(forward, forward.T, eos).items() if k != "reverse"} == {
+            k: v for k, v in extract_all(forward, eos).items() if k != "column"
+        }
+    with pytest.raises(ValueError, match="transpose"):
+        extract_all_both(forward, forward, False)
+
+
+def test_evaluate_scores_both_models_and_refuses_a_reverse_run_of_other_sentences(tmp_path):
+    import json
+
+    from explain.alignment import parse_gold_line
+    from explain.evaluate import UsageError, reverse_records, summarise
+
+    gold = [parse_gold_line("1-1 2-2 3-2"), parse_gold_line("1-1 2-2")]
+    # sentence 1: this model links both output words to source word 1 (rows); the reverse model gets 1-1 2-2 3-2
+    fwd = np.array([[0.9, 0.1, 0.0, 0.0], [0.8, 0.2, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    rev = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.2, 0.7, 0.0], [0.0, 0.0, 1.0]])
+    eye = np.eye(3)
+    records = [
+        {"src": "a b c", "output": "x y", "methods": {"attention": {"links": [], "word_scores": {"mean": fwd}}}},
+        {"src": "a b", "output": "x y", "methods": {"attention": {"links": [], "word_scores": {"mean": eye}}}},
+    ]
+    back = [
+        {"src": "x y", "output": "a b c", "methods": {"attention": {"links": [], "word_scores": {"mean": rev}}}},
+        {"src": "x y", "output": "a b", "methods": {"attention": {"links": [], "word_scores": {"mean": eye}}}},
+    ]
+    entry = summarise(records, gold, ["attention"], reverse=back)["methods"]["attention"]
+    aer = entry["aer_by_extraction"]
+    assert aer["column (both models)"]["mean"] == pytest.approx(0.0, abs=1e-9)  # the reverse model alone
+    assert aer["row"]["mean"] == pytest.approx(1 - (3 + 3) / (4 + 5), abs=1e-9)  # a-x, a-y, a-x, b-y of 5 sure
+    assert aer["union (both models)"]["mean"] > aer["column (both models)"]["mean"]  # a-y is wrong
+    assert entry["reverse_run"] is True
+    lines = tmp_path / "rev.jsonl"
+    lines.write_text("\n".join(json.dumps(r | {"methods": {}}) for r in back[::-1]), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"sentence 1 .* other way round"):
+        reverse_records(tmp_path / "rev.json", records)

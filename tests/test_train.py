@@ -200,3 +200,26 @@ def test_training_runs_unchanged_under_torchrun_and_ranks_keep_identical_weights
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     assert (tmp_path / "run" / "last" / "model.safetensors").exists()
     assert "2 ranks" in output
+
+
+def test_adaptation_continues_on_in_domain_pairs_and_the_card_says_so(use_data_root, tmp_path):
+    assert run_cli(tmp_path, "--set", "train.max_steps=3", "--no-test") == 0
+    (tmp_path / "in.zh").write_text("门开了。\n门关了。\n", encoding="utf-8")
+    (tmp_path / "in.en").write_text("THE DOOR OPENED.\nThe door closed.\n", encoding="utf-8")
+    adapt = [
+        *("--set", f"train.init_from={tmp_path / 'ck'}", "--set", "train.keep=last", "--set", "train.max_epochs=1"),
+        *("--set", f"data.adapt_source={tmp_path / 'in.zh'}", "--set", f"data.adapt_target={tmp_path / 'in.en'}"),
+        *("--set", "data.adapt_mix=4", "--set", "data.lowercase=true"),
+    ]
+    out = tmp_path / "adapted"
+    argv = ["configs/lstm_zh_en.toml", "--run-dir", str(tmp_path / "run2"), "--export", str(out), *TINY, *adapt]
+    assert train.main([*argv, "--no-test"]) == 0
+    counts = json.loads((out / "training_counts.json").read_text())
+    assert counts["target"]["</s>"] == 6  # one end per pair: the 2 in-domain pairs and 4 drawn from the corpus
+    assert counts["source"]["<unk>"] >= 2  # 门 (door) is never in the tiny corpus: the in-domain pairs were read
+    assert all(token == token.lower() for token in counts["target"])  # "THE DOOR" was lowercased
+    card = (out / "README.md").read_text()
+    assert "This model was adapted" in card and "2 in-domain sentence pairs" in card and "plus 4 pairs" in card
+    assert "lowercased" in card and 'kept the last weights (`train.keep = "last"`)' in card
+    with pytest.raises(ValueError, match="go together"):
+        config_from_dict({"data": {"adapt_source": "x.txt"}})

@@ -26,6 +26,10 @@ class DataConfig:
     max_tokens: int = 64
     limit_train: int = 0
     exclude: str = ""
+    adapt_source: str = ""
+    adapt_target: str = ""
+    adapt_mix: int = 0
+    lowercase: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class TrainConfig:
     threads: int = 0
     amp: str = "none"
     init_from: str = ""
+    keep: str = "best"
     tracin_snapshots: int = 2
 
 
@@ -109,6 +114,7 @@ CHOICES = {
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("constant", "plateau", "inverse_sqrt", "cosine"),
     ("train", "amp"): ("none", "bf16"),
+    ("train", "keep"): ("best", "last"),
 }
 
 
@@ -123,6 +129,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("data", "max_chars"): (1, None),
     ("data", "max_tokens"): (1, None),
     ("data", "limit_train"): (0, None),
+    ("data", "adapt_mix"): (0, None),
     ("tokenizer", "src_vocab_size"): (8, None),
     ("tokenizer", "tgt_vocab_size"): (8, None),
     ("tokenizer", "src_min_frequency"): (1, None),
@@ -194,6 +201,10 @@ def _check(section: str, part: Any) -> None:
             raise ConfigError(
                 f"{part.corpus} holds {' and '.join(sorted(langs))}, not {part.src_lang}->{part.tgt_lang}"
             )
+        if bool(part.adapt_source) != bool(part.adapt_target):
+            raise ConfigError("data.adapt_source and data.adapt_target go together: two line-aligned text files")
+        if part.adapt_mix and not part.adapt_source:
+            raise ConfigError("data.adapt_mix draws corpus pairs to train beside data.adapt_source/adapt_target")
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from common.paths import DATA_ENV, data_root
 from common.text import clean_text
@@ -295,6 +296,43 @@ def load_splits(
         raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
     splits.report = report.as_dict()
     return splits
+
+
+def adaptation_pairs(
+    train: Sequence[Pair],
+    source: str,
+    target: str,
+    mix: int = 0,
+    lowercase: bool = False,
+    seed: int = 1234,
+    max_chars: int = 200,
+) -> tuple[list[Pair], dict[str, Any]]:
+    """The pairs of an unsupervised adaptation run and a record of them for the model card.
+
+    ``source``/``target``: two line-aligned text files of in-domain sentence pairs (a path relative to the data
+    root, or absolute), e.g. the sentences of a gold alignment set (their text only, never their links: the "plus
+    test" practice of unsupervised aligners). ``mix``: that many pairs drawn at random (``seed``) from the corpus's
+    training part train beside them, so the model keeps its general translation (0: none). ``lowercase``: both
+    sides of every pair lowercased (for in-domain text that is, like the Hansards, lowercased). Without
+    ``source`` the training part is returned as it is (lowercased if asked).
+    """
+    record: dict[str, Any] = {}
+    pairs = list(train)
+    if source:
+        paths = [Path(p) if Path(p).is_absolute() else data_root() / p for p in (source, target)]
+        for path in paths:
+            if not path.exists():
+                raise DataNotFoundError(f"{path} not found (data.adapt_source / data.adapt_target)")
+        report = CleaningReport()
+        adapt = clean_pairs(read_parallel(*paths), max_chars, report)
+        drawn = random.Random(seed).sample(pairs, min(mix, len(pairs))) if mix else []
+        pairs = adapt + drawn
+        record = {"source": str(source), "target": str(target), "pairs": len(adapt), "mixed": len(drawn)}
+        record["cleaning"] = report.as_dict()
+    if lowercase:
+        pairs = [Pair(p.src.lower(), p.tgt.lower(), p.attribution) for p in pairs]
+        record["lowercase"] = True
+    return pairs, record
 
 
 def training_pairs(splits: Splits, limit_train: int = 0, exclude: str = "") -> list[Pair]:

@@ -108,6 +108,7 @@ def export_run(trainer: Trainer, out_dir: Path, test: bool = True) -> dict[str, 
         "stop_reason": stop_reason(trainer),
         "dropped_too_long": trainer.dropped,
         "tracin": snapshots,
+        "adaptation": getattr(trainer, "adaptation", {}),
     }
     if test:
         test_pairs = trainer.splits.test

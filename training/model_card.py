@@ -126,6 +126,7 @@ def write_model_card(
         "source or a target sentence stay in one split, so no sentence is in two splits"
         + (" (Multi30k: the official splits)." if d.corpus.startswith("multi30k") else "."),
         f"- Training pairs over {d.max_tokens} tokens dropped: {info.get('dropped_too_long', 0)}.\n",
+        *_adaptation_lines(info.get("adaptation") or {}),
         "## Tokenizers (trained on the training split with `tokenizers`; measured on validation)\n",
         "| side | kind | vocab | unk per 100 tokens | val sentences with an unknown | tokens/sentence |",
         "|---|---|---|---|---|---|",
@@ -150,8 +151,13 @@ def write_model_card(
         _table({k: v for k, v in cfg.as_dict()["model"].items() if k in MODEL_KEYS[cfg.model.architecture]}),
         "\n## Training\n",
         f"- {state['step']} steps, {state['epoch']} full epochs, stopped by `{info['stop_reason']}`; "
-        f"best validation BLEU {state['best_bleu']:.2f} at step {state['best_step']} "
-        f"(greedy, {len(splits.val[: cfg.train.eval_sentences])} sentences).",
+        + (
+            f'kept the last weights (`train.keep = "last"`): validation BLEU {state["best_bleu"]:.2f} at step '
+            f"{state['best_step']} "
+            if cfg.train.keep == "last"
+            else f"best validation BLEU {state['best_bleu']:.2f} at step {state['best_step']} "
+        )
+        + f"(greedy, {len(splits.val[: cfg.train.eval_sentences])} sentences).",
         f"- Wall time {state['elapsed_s'] / 60:.1f} min on {_machine()}, validation included.",
         *(
             [
@@ -209,3 +215,27 @@ def write_model_card(
         "parameters": n_params,
     }
     (folder / "scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
+
+
+def _adaptation_lines(adaptation: dict[str, Any]) -> list[str]:
+    """The card's label of an unsupervised adaptation run (``data.adapt_source``/``adapt_target``/``lowercase``)."""
+    if not adaptation:
+        return []
+    lines = ["## Unsupervised adaptation\n"]
+    if adaptation.get("pairs"):
+        lines.append(
+            f"**This model was adapted**: its last run trained on {adaptation['pairs']} in-domain sentence pairs "
+            f"(`{adaptation['source']}` / `{adaptation['target']}`, their text only, never any gold alignment or "
+            f"label)"
+            + (
+                f" plus {adaptation['mixed']} pairs drawn at random from the training split"
+                if adaptation.get("mixed")
+                else ""
+            )
+            + '. When those are the sentences of an evaluation set (the "plus test" practice of unsupervised word '
+            "aligners), scores on that set measure the adapted model, not a model that never saw the text: report "
+            "them beside the unadapted model's. The test scores above are on the corpus's own split."
+        )
+    if adaptation.get("lowercase"):
+        lines.append("- Training pairs lowercased (both sides); validation and test pairs keep their case.")
+    return [*lines, ""]

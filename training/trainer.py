@@ -31,7 +31,7 @@ from training import distributed
 from training.batching import bucket_batches, encode_pairs, iterate
 from training.checkpoint import load_trainer_state, save_model_dir, save_trainer_state
 from training.config import ConfigError, RunConfig, config_from_dict
-from training.corpora import Splits, load_splits, training_pairs
+from training.corpora import Splits, adaptation_pairs, load_splits, training_pairs
 from training.scoring import corpus_scores, translate_texts
 from training.tokenization import load_tokenizer, save_tokenizer, train_tokenizer
 
@@ -122,6 +122,13 @@ class Trainer:
             cfg.data.max_chars,
         )
         self.splits.train = training_pairs(self.splits, cfg.data.limit_train, cfg.data.exclude)
+        d = cfg.data
+        if d.adapt_source or d.lowercase:  # unsupervised adaptation: in-domain pairs (+ a draw of the corpus's)
+            self.splits.train, self.adaptation = adaptation_pairs(
+                self.splits.train, d.adapt_source, d.adapt_target, d.adapt_mix, d.lowercase, d.split_seed, d.max_chars
+            )
+        else:
+            self.adaptation = {}
         self.last_dir = existing_dir(self.run_dir / "last") if resume else None
         if resume and self.last_dir is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.run_dir / 'last'}")
@@ -487,7 +494,7 @@ class Trainer:
             f"step {st['step']}: val loss {record['val_loss']:.3f}, BLEU {scores['bleu']:.2f}, "
             f"chrF {scores['chrf']:.2f}  e.g. {hyps[0]!r}"
         )
-        if scores["bleu"] > st["best_bleu"]:
+        if scores["bleu"] > st["best_bleu"] or t.keep == "last":  # last: adaptation, validation out of domain
             st["best_bleu"], st["best_step"], st["bad_evals"] = scores["bleu"], st["step"], 0
             with atomic_dir(self.run_dir / "best") as tmp:
                 save_model_dir(tmp, self.model, self.src_tok, self.tgt_tok)
