@@ -85,6 +85,24 @@ signed = (
     == "signed"
 )
 
+reversed_specs = {
+    s.name: s for s in cache.available_models() if (s.src_lang, s.tgt_lang) == (spec.tgt_lang, spec.src_lang)
+}
+reversed_models = list(reversed_specs)
+if state.get("align.reverse", "") not in ("", *reversed_models):
+    state["align.reverse"] = ""
+reverse_name = c1.selectbox(
+    "Reverse-direction model",
+    ["", *reversed_models],
+    key="align.reverse",
+    format_func=lambda n: n or "none: this model's scores only",
+    disabled=not reversed_models,
+    help="A model that translates the other way explains the same pair with source and output swapped; its own "
+    "direction (each source word → its best output word) replaces the column argmax, and the symmetrisations "
+    "combine the two models, as statistical word aligners do. "
+    + ("" if reversed_models else f"No {spec.tgt_lang}→{spec.src_lang} model is installed."),
+)
+
 n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
 token_passes = forward_passes(method, tr.n_text_tokens, n_tgt) * (n_src + n_tgt)
 if not cost_gate(token_passes, "this explanation", "align", (inputs.args(), method, reference)):
@@ -92,6 +110,18 @@ if not cost_gate(token_passes, "this explanation", "align", (inputs.args(), meth
 bar = ProgressBar(f"Explaining with {METHODS[method].title}…", token_passes, "align")
 maps = run_or_explain(cache.run_alignment_maps, *inputs.args(), method, reference, progress=bar)
 bar.done()
+reverse = None
+if reverse_name:
+    rev_spec = reversed_specs[reverse_name]
+    if method not in run_or_explain(cache.alignment_methods, rev_spec):
+        st.error(f"{reverse_name} cannot be explained with {METHODS[method].title}: choose another method or none.")
+        stop_page()
+    bar = ProgressBar(f"Explaining the pair the other way with {reverse_name}…", token_passes, "align.rev")
+    # the reverse model is made to produce this source from this output (forced decoding)
+    reverse = run_or_explain(
+        cache.run_alignment_maps, rev_spec, tr.text, inputs.decoding, method, inputs.text, progress=bar
+    )
+    bar.done()
 
 if method in LAYERED_METHODS:
     layers = ["mean", *range(len(maps.layers))]
@@ -104,8 +134,24 @@ else:
     layer = "mean"
     c2.caption("This method gives one map (no layers).")
 
-a = align(maps, layer, extraction, eos == "no link", signed, gold)
-remember(alignment={"method": method, "layer": str(layer), "extraction": extraction, "pharaoh": a.pharaoh})
+if reverse is not None and str(layer) not in reverse.maps:
+    st.error(f"{reverse_name} has no layer {layer}: choose the mean, or a layer both models have.")
+    stop_page()
+a = run_or_explain(align, maps, layer, extraction, eos == "no link", signed, gold, reverse)
+remember(
+    alignment={
+        "method": method,
+        "layer": str(layer),
+        "extraction": extraction,
+        "reverse": reverse_name,
+        "pharaoh": a.pharaoh,
+    }
+)
+if reverse is not None:
+    st.caption(
+        f"Both models: “row” is {spec.name}'s own direction, “column” {reverse_name}'s (each source word linked to "
+        "the output word it scores highest when it is the output); intersection, union and grow-diag combine them."
+    )
 
 if gold is not None:
     m1, m2, m3, m4 = st.columns(4)

@@ -113,6 +113,7 @@ FIELDS: dict[str, Field] = {
     "align.eos": Field(str, choices=lambda: ALIGN_EOS),
     "align.scores": Field(str, choices=lambda: ALIGN_SCORES),
     "align.output": Field(str, choices=lambda: ALIGN_OUTPUTS),
+    "align.reverse": Field(str, max_chars=MAX_NAME_CHARS),
     "data.step": Field(int, 0, 511),
     "data.query": Field(str, max_chars=100),
     "data.side": Field(str, choices=lambda: ("source", "target")),

@@ -109,3 +109,36 @@ def test_other_methods_and_odd_links_draw_without_an_exception(app_env):
     at = open_page(PAGE, src=SRC, **{"align.method": "deeplift", "align.layer": 7})
     assert not at.exception, at.exception
     assert at.selectbox(key="align.method").value == "attention" and at.selectbox(key="align.layer").value == "mean"
+
+
+def test_a_reverse_direction_model_symmetrises_the_links_as_align_says(app_env, tmp_path, monkeypatch, data_root):
+    """An en→zh model beside the zh→en one: the page offers it, explains the pair the other way round (forced) and
+    draws the links ``align(..., reverse=...)`` reads off both models."""
+    import shutil
+
+    from tests.test_train import TINY, TINY_TRANSFORMER
+    from training import train
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(app_env / "tiny-tf-zh-en", root / "tiny-tf-zh-en")
+    monkeypatch.setenv("LANTERN_DATA", str(data_root))
+    argv = ["configs/lstm_zh_en.toml", "--run-dir", str(tmp_path / "run"), "--export", str(root / "tiny-tf-en-zh")]
+    flip = ["--set", "data.src_lang=en", "--set", "data.tgt_lang=zh", "--set", "train.max_steps=2", "--no-test"]
+    assert train.main([*argv, *TINY, *TINY_TRANSFORMER, *flip]) == 0
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = open_page(PAGE, model="tiny-tf-zh-en", src=SRC, **{"align.extraction": "grow-diag"})
+    assert not at.exception, at.exception
+    assert at.selectbox(key="align.reverse").options == ["none: this model's scores only", "tiny-tf-en-zh"]
+    at.selectbox(key="align.reverse").set_value("tiny-tf-en-zh").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    fwd, rev = load_model(str(root / "tiny-tf-zh-en")), load_model(str(root / "tiny-tf-en-zh"))
+    tr = translate(fwd, SRC, Decoding(max_new_tokens=64))
+    maps = alignment_maps(fwd, tr, "attention")
+    back = alignment_maps(rev, force_translation(rev, tr.text, SRC), "attention")
+    for how in ("grow-diag", "column", "union"):
+        at.selectbox(key="align.extraction").set_value(how).run()
+        assert links_shown(at) == (align(maps, "mean", how, reverse=back).pharaoh or "(no links)"), how
+    assert links_shown(at) != (align(maps, "mean", "union").pharaoh or "(no links)")  # the reverse model counts
