@@ -1,6 +1,6 @@
 import streamlit as st
 
-from explain.alignment import EXTRACTIONS, LAYERED_METHODS, align, diagonal_links, score_alignments
+from explain.alignment import EXTRACTIONS, LAYERED_METHODS, STEPS, align, diagonal_links, score_alignments
 from explain.attribution import forward_passes
 from explain.methods import METHODS
 from ui import cache
@@ -18,6 +18,7 @@ EXTRACTION_LABELS = {
     "grow-diag-final": "grow-diag-final (then unaligned words)",
 }
 EOS_LABELS = {"drop": "dropped before linking", "no link": "best partner: no link"}
+STEP_LABELS = {"predicts": "the step that predicts it", "input": "the step where it is the input (Shift-Att)"}
 OUTPUT_LABELS = {"gold": "the gold French (forced decoding)", "model": "the model's own translation"}
 
 st.title("Alignments")
@@ -84,6 +85,16 @@ signed = (
     )
     == "signed"
 )
+step = c3.radio(
+    "Each output word read at",
+    STEPS,
+    key="align.step",
+    format_func=STEP_LABELS.get,
+    horizontal=True,
+    help="Shift-Att (Chen et al. 2020): read an output word's row at the next step, where it is the decoder's "
+    "input, rather than at the step that predicts it (which has not seen the word yet). Published for large "
+    "models' attention; on the Hansards set it made Lantern's unadapted model worse (README).",
+)
 
 reversed_specs = {
     s.name: s for s in cache.available_models() if (s.src_lang, s.tgt_lang) == (spec.tgt_lang, spec.src_lang)
@@ -137,12 +148,13 @@ else:
 if reverse is not None and str(layer) not in reverse.maps:
     st.error(f"{reverse_name} has no layer {layer}: choose the mean, or a layer both models have.")
     stop_page()
-a = run_or_explain(align, maps, layer, extraction, eos == "no link", signed, gold, reverse)
+a = run_or_explain(align, maps, layer, extraction, eos == "no link", signed, gold, reverse, step)
 remember(
     alignment={
         "method": method,
         "layer": str(layer),
         "extraction": extraction,
+        "step": step,
         "reverse": reverse_name,
         "pharaoh": a.pharaoh,
     }

@@ -320,13 +320,36 @@ class AlignmentMaps:
     def layers(self) -> list[str]:
         return [k for k in self.maps if k != "mean"]
 
-    def words(self, layer: str | int = "mean", signed: bool = False) -> np.ndarray:
-        """Word scores [output words + 1, source words + 1]: the last row and column hold the special tokens."""
+    def words(self, layer: str | int = "mean", signed: bool = False, step: str = "predicts") -> np.ndarray:
+        """Word scores [output words + 1, source words + 1]: the last row and column hold the special tokens.
+        ``step``: read each output token off the step that predicts it, or the step where it is the decoder's
+        input (``input_step``)."""
         key = str(layer)
         if key not in self.maps:
             raise ValueError(f"{self.method} has no layer {layer!r}; choose from {', '.join(self.maps)}")
         m = self.maps[key] if signed else np.abs(self.maps[key])
+        m = input_step(m) if _step(step) == "input" else m
         return to_words(m, self.tgt_index, self.src_index, len(self.tgt_words), len(self.src_words), specials=True)
+
+
+STEPS = ("predicts", "input")  # which decoder step stands for an output token
+
+
+def _step(step: str) -> str:
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; choose from {', '.join(STEPS)}")
+    return step
+
+
+def input_step(scores: np.ndarray) -> np.ndarray:
+    """Token scores [output tokens, source tokens] re-read at the step where each output token is the decoder's
+    input rather than the step that predicts it (Shift-Att, Chen et al. 2020, "Accurate word alignment induction
+    from neural machine translation", EMNLP): row t becomes row t + 1; the last token, never an input, gets a zero
+    row (it is the end-of-sentence token when the output is complete)."""
+    scores = np.asarray(scores)
+    out = np.zeros_like(scores)
+    out[:-1] = scores[1:]
+    return out
 
 
 @dataclass(frozen=True)
@@ -344,6 +367,7 @@ class SentenceAlignment:
     links: frozenset[Link]  # (source word, output word), 0-based
     gold: GoldAlignment | None = None
     score: AlignmentScore | None = None  # this sentence's AER, precision, recall against ``gold``
+    step: str = "predicts"  # the decoder step read for each output token (``STEPS``)
 
     @property
     def pharaoh(self) -> str:
@@ -433,17 +457,19 @@ def align(
     signed: bool = False,
     gold: GoldAlignment | None = None,
     reverse: AlignmentMaps | None = None,
+    step: str = "predicts",
 ) -> SentenceAlignment:
     """Read one extraction setting off ``maps`` (``extract``) and, with ``gold``, score it (``score_alignments``).
 
     ``reverse``: the same method's maps from a model of the reverse direction on the swapped pair (its source this
     output, its output this source); the symmetrisations then combine the two models' own directions
-    (``extract_all_both``), "column" becomes the reverse model's rows, "row" stays this model's."""
-    scores = maps.words(layer, signed)
+    (``extract_all_both``), "column" becomes the reverse model's rows, "row" stays this model's. ``step``: the
+    step that predicts each output token, or (Shift-Att) the one where it is the input, for both models."""
+    scores = maps.words(layer, signed, step)
     if reverse is not None:
         if extraction not in EXTRACTIONS:
             raise ValueError(f"unknown extraction {extraction!r}; choose from {', '.join(EXTRACTIONS)}")
-        both = extract_all_both(scores, reverse.words(layer, signed), eos)
+        both = extract_all_both(scores, reverse.words(layer, signed, step), eos)
         links = frozenset(both["reverse" if extraction == "column" else extraction])
     else:
         links = frozenset(extract(scores, extraction, eos))
@@ -451,7 +477,18 @@ def align(
     if gold is not None and (links or gold.sure):
         score = score_alignments([links], [gold])
     return SentenceAlignment(
-        maps.method, str(layer), extraction, eos, signed, maps.src_words, maps.tgt_words, scores, links, gold, score
+        maps.method,
+        str(layer),
+        extraction,
+        eos,
+        signed,
+        maps.src_words,
+        maps.tgt_words,
+        scores,
+        links,
+        gold,
+        score,
+        step,
     )
 
 

@@ -204,3 +204,19 @@ def test_evaluate_scores_both_models_and_refuses_a_reverse_run_of_other_sentence
     lines.write_text("\n".join(json.dumps(r | {"methods": {}}) for r in back[::-1]), encoding="utf-8")
     with pytest.raises(UsageError, match=r"sentence 1 .* other way round"):
         reverse_records(tmp_path / "rev.json", records)
+
+
+def test_the_input_step_reads_each_token_at_the_next_decoder_position():
+    from explain.alignment import AlignmentMaps, align, input_step
+
+    token_maps = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.0, 0.2, 0.8]])  # 3 output tokens × 3 source tokens
+    assert input_step(token_maps) == pytest.approx(np.array([[0.8, 0.1, 0.1], [0.0, 0.2, 0.8], [0.0, 0.0, 0.0]]))
+    # two words each side and an end-of-sentence token: at the step that predicts it, word 0 reads source word 1;
+    # at the step where it is the input, source word 0
+    maps = AlignmentMaps("attention", ("a", "b"), ("x", "y"), (0, 1, None), (0, 1, None), {"mean": token_maps})
+    assert align(maps, extraction="row").links == {(1, 0), (0, 1)}
+    assert align(maps, extraction="row", step="input").links == {(0, 0), (1, 1)}
+    assert align(maps, extraction="row", eos=True, step="input").links == {(0, 0)}  # y is best read by the end
+    assert align(maps, extraction="row", step="input").step == "input"
+    with pytest.raises(ValueError, match="unknown step"):
+        maps.words(step="output")

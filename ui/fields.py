@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from common.limits import limit
-from explain.alignment import ALIGNMENT_METHODS, EXTRACTIONS
+from explain.alignment import ALIGNMENT_METHODS, EXTRACTIONS, STEPS
 from explain.attention_views import KIND_LABELS
 from explain.inside_types import LSTM_QUANTITIES
 from explain.inside_views import UNIT_ORDERS
@@ -114,6 +114,7 @@ FIELDS: dict[str, Field] = {
     "align.scores": Field(str, choices=lambda: ALIGN_SCORES),
     "align.output": Field(str, choices=lambda: ALIGN_OUTPUTS),
     "align.reverse": Field(str, max_chars=MAX_NAME_CHARS),
+    "align.step": Field(str, choices=lambda: STEPS),
     "data.step": Field(int, 0, 511),
     "data.query": Field(str, max_chars=100),
     "data.side": Field(str, choices=lambda: ("source", "target")),

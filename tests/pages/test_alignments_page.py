@@ -53,6 +53,10 @@ def test_changing_the_extraction_changes_the_links_as_the_function_says(app_env)
     at.radio(key="align.eos").set_value("no link").run()
     at.selectbox(key="align.layer").set_value(1).run()
     assert links_shown(at) == (pharaoh(extract(maps.words(1), "intersection", eos=True)) or "(no links)")
+    at.radio(key="align.step").set_value("input").run()  # Shift-Att: the step where each word is the input
+    assert not at.exception, at.exception
+    shifted = pharaoh(extract(maps.words(1, step="input"), "intersection", eos=True)) or "(no links)"
+    assert links_shown(at) == shifted
 
 
 def test_the_pharaoh_download_is_the_extracted_links(app_env, monkeypatch):
