@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from tqdm import tqdm
 from common.files import write_json
 from common.memory import bound_heap_growth
 from common.text import clean_text
+from explain import corpus
 from explain.alignment import (
     EXTRACTIONS,
     AlignmentScore,
@@ -44,6 +47,7 @@ from explain.attribution import METHODS, attribute
 from explain.faithfulness import measure
 from explain.generation import force_translation, translate
 from explain.mixing import attention_norms, value_zeroing
+from explain.types import Translation
 from models.adapter import Decoding, LanternModel
 from models.decoding import CheckpointError, PretrainedModelError
 from models.loading import load_model
@@ -70,10 +74,18 @@ def explain_sentence(
     n_steps: int,
     n_samples: int = 25,
     noise_level: float = 0.15,
+    *,
+    translation: Translation | None = None,
+    given: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Word-level alignment matrices (and faithfulness) of every method for one sentence."""
+    """Word-level alignment matrices (and faithfulness) of every method for one sentence.
+
+    ``translation``: the sentence's output, already made (else forced on ``ref``, or generated). ``given``: results
+    the batched corpus path already computed (``explain.corpus``): "maps" (the attention maps) and, by method, the
+    gradient methods' scores; the rest is computed here."""
     src, ref = clean_text(src), clean_text(ref) if ref else None
-    tr = force_translation(lm, src, ref) if ref else translate(lm, src, Decoding())
+    given = given or {}
+    tr = translation or (force_translation(lm, src, ref) if ref else translate(lm, src, Decoding()))
     out: dict[str, Any] = {"src": src, "output": tr.text, "n_src_tokens": len(tr.src_ids), "methods": {}}
     if tr.truncated:
         out["skipped"] = "longer than the model's input limit"
@@ -92,7 +104,7 @@ def explain_sentence(
         [target words + specials, source words + specials], scaled to a largest |score| of 1, 6 decimals."""
         return _compact(to_words(matrix if signed else np.abs(matrix), tgt_words, src_words, n_t, n_s, specials=True))
 
-    maps = extract_attention(lm, tr) if {"attention", "rollout"} & set(methods) else None
+    maps = given.get("maps") or (extract_attention(lm, tr) if {"attention", "rollout"} & set(methods) else None)
     for method in methods:
         if method == "rollout":
             rollout = cross_rollout(maps)
@@ -124,7 +136,9 @@ def explain_sentence(
             }
             attr = attribute(lm, tr, method) if faithfulness else None
         else:
-            attr = attribute(lm, tr, method, n_steps=n_steps, n_samples=n_samples, noise_level=noise_level)
+            attr = given.get(method) or attribute(
+                lm, tr, method, n_steps=n_steps, n_samples=n_samples, noise_level=noise_level
+            )
             out["methods"][method] = {
                 "links": links(attr.scores),
                 "word_scores": {"mean": words(attr.scores)},
@@ -135,6 +149,45 @@ def explain_sentence(
         if faithfulness and attr is not None:
             out["methods"][method].update({k: float(v) for k, v in measure(lm, tr, attr).summary().items()})
     return out
+
+
+def explain_block(
+    lm: LanternModel,
+    pairs: list[tuple[str, str | None]],
+    methods: list[str],
+    n_steps: int,
+    n_samples: int = 25,
+    noise_level: float = 0.15,
+) -> list[dict[str, Any]]:
+    """``explain_sentence`` (without faithfulness) for several sentences at once: the attention maps and the gradient
+    methods of all of them come from batched passes (``explain.corpus``), the other methods run per sentence.
+    Each record gets ``seconds``: the block's time shared out in proportion to each sentence's work."""
+    started = time.perf_counter()
+    cleaned = [(clean_text(src), clean_text(ref) if ref else None) for src, ref in pairs]
+    trs = [force_translation(lm, src, ref) if ref else translate(lm, src, Decoding()) for src, ref in cleaned]
+    live = [i for i, tr in enumerate(trs) if not tr.truncated]
+    batched = corpus.batched_methods(lm, methods)
+    given: list[dict[str, Any]] = [{} for _ in pairs]
+    if live and {"attention", "rollout"} & set(batched):
+        for i, maps in zip(live, corpus.attention_maps(lm, [trs[i] for i in live]), strict=True):
+            given[i]["maps"] = maps
+    gradient = [m for m in batched if m in corpus.GRADIENT_METHODS]
+    if live and gradient:
+        objs = [corpus.objective(lm, trs[i]) for i in live]
+        scores = corpus.gradient_scores(lm, objs, gradient, n_steps, n_samples, noise_level)
+        for i, by_method in zip(live, scores, strict=True):
+            given[i].update(by_method)
+    shared = time.perf_counter() - started
+    work = [len(tr.tgt_ids) * (len(tr.src_ids) + len(tr.tgt_ids)) if i in live else 0 for i, tr in enumerate(trs)]
+    records = []
+    for (src, ref), tr, g, w in zip(cleaned, trs, given, work, strict=True):
+        own = time.perf_counter()
+        record = explain_sentence(
+            lm, src, ref, methods, False, n_steps, n_samples, noise_level, translation=tr, given=g
+        )
+        record["seconds"] = round(time.perf_counter() - own + shared * w / max(1, sum(work)), 3)
+        records.append(record)
+    return records
 
 
 def _compact(matrix: np.ndarray) -> list[list[float]]:
@@ -385,6 +438,20 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--out", required=True, help="summary JSON (per-sentence lines go to <out>l, e.g. run.jsonl)")
     ap.add_argument("--restart", action="store_true", help="ignore an earlier partial run with the same --out")
+    ap.add_argument(
+        "--batch-sentences",
+        type=int,
+        default=32,
+        metavar="N",
+        help="explain N sentences together: the attention maps and the gradient methods of a block come from batched "
+        "passes (explain.corpus), for the same numbers; lines are written per block (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--per-sentence",
+        action="store_true",
+        help="explain each sentence on its own with the per-sentence API, as before the batched path (slower, the "
+        "same numbers to float rounding; kept to compare the two)",
+    )
     return ap
 
 
@@ -415,6 +482,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[st
         raise UsageError(f"--n-samples must be between 1 and 1024, not {args.n_samples}")
     if not 0 <= args.noise_level <= 1:  # also refuses NaN
         raise UsageError(f"--noise-level must be between 0 and 1, not {args.noise_level}")
+    if args.batch_sentences < 1:
+        raise UsageError(f"--batch-sentences must be 1 or more, not {args.batch_sentences}")
     if args.limit < 0 or args.faithfulness < 0 or args.dev < 0:
         raise UsageError("--limit, --faithfulness and --dev take a number of sentences (0 or more)")
     sources = _read_lines(args.source, "source")
@@ -437,41 +506,83 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[st
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    d = _join()  # under torchrun: this process's rank; each rank explains its share of the sentences
     try:
         methods, sources, refs, gold = _check_args(args)
         lines_path = _lines_path(Path(args.out))
+        if args.restart and d.main:
+            for path in [lines_path, *_part_paths(lines_path)]:
+                path.unlink(missing_ok=True)
+        _barrier(d)  # every rank reads the earlier records only after a restart removed them
         records = [] if args.restart else _earlier_records(lines_path, args.model, methods)
+        for i, r in enumerate(records):
+            r.setdefault("index", i)  # lines of older runs, written in sentence order
+        parts = _part_paths(lines_path)
+        for part in parts:
+            records += _earlier_records(part, args.model, methods)
+        _barrier(d)  # and before any rank writes its own part
         lm = load_model(args.model)
     except (UsageError, PretrainedModelError, CheckpointError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
+        _leave(d)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     bound_heap_growth()
     n = args.limit or len(sources)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.restart:
-        lines_path.unlink(missing_ok=True)
+    done = {r.get("index", i) for i, r in enumerate(records)}
+    todo = [i for i in range(n) if i not in done][d.rank :: d.world]
+    sharded = d.active or bool(parts)  # lines go to a part per rank, merged in sentence order at the end
+    own = lines_path.with_name(f"{lines_path.name}.rank{d.rank}") if sharded else lines_path
+    if d.active:
+        left = n - len(done & set(range(n)))
+        log.info("rank %d of %d: %d of the %d sentences left", d.rank, d.world, len(todo), left)
     started = time.perf_counter()
-    with open(lines_path, "a", encoding="utf-8") as f:
-        for i in tqdm(range(len(records), n), initial=len(records), total=n, desc="sentences", file=sys.stderr):
-            sentence_started = time.perf_counter()
-            record = explain_sentence(
-                lm,
-                sources[i],
-                refs[i] if refs else None,
-                methods,
-                faithfulness=i < args.faithfulness,
-                n_steps=args.n_steps,
-                n_samples=args.n_samples,
-                noise_level=args.noise_level,
-            )
-            record.update(
-                index=i, model=args.model, methods_run=methods, seconds=round(time.perf_counter() - sentence_started, 3)
-            )
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    progress = tqdm(total=len(todo), desc="sentences" if d.world == 1 else f"sentences (rank {d.rank})",
+                    file=sys.stderr, disable=not d.main)  # fmt: skip
+    fixed = {"model": args.model, "methods_run": methods}
+    with open(own, "a", encoding="utf-8") as f:
+        for chunk, batched in _chunks(todo, args, lm, methods):
+            if not batched:
+                i = chunk[0]
+                sentence_started = time.perf_counter()
+                record = explain_sentence(
+                    lm,
+                    sources[i],
+                    refs[i] if refs else None,
+                    methods,
+                    faithfulness=i < args.faithfulness,
+                    n_steps=args.n_steps,
+                    n_samples=args.n_samples,
+                    noise_level=args.noise_level,
+                )
+                record["seconds"] = round(time.perf_counter() - sentence_started, 3)
+                block = [record]
+            else:
+                block = explain_block(
+                    lm,
+                    [(sources[i], refs[i] if refs else None) for i in chunk],
+                    methods,
+                    args.n_steps,
+                    args.n_samples,
+                    args.noise_level,
+                )
+            for i, record in zip(chunk, block, strict=True):
+                record.update(index=i, **fixed, seconds=record.pop("seconds"))
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                records.append(record)
             f.flush()
-            records.append(record)
+            progress.update(len(chunk))
+    progress.close()
+    _barrier(d)  # every rank has written its part
+    if not d.main:
+        _leave(d)
+        return 0
+    if sharded:  # rank 0 merges every part into the run's lines, in sentence order
+        records = _merge_parts(lines_path, args.model, methods)
+    _leave(d)
+    records.sort(key=lambda r: r["index"])
     try:
         reverse = reverse_records(args.reverse, records[:n]) if args.reverse else None
     except UsageError as err:
@@ -525,6 +636,80 @@ def reverse_records(run: str | Path, records: list[dict[str, Any]]) -> list[dict
                 f"({rev.get('src', '')[:40]!r} -> {rev.get('output', '')[:40]!r})"
             )
     return back
+
+
+def _chunks(
+    todo: list[int], args: argparse.Namespace, lm: LanternModel, methods: list[str]
+) -> list[tuple[list[int], bool]]:
+    """How the sentences are explained: (sentences, batched). One by one with the per-sentence API
+    (``--per-sentence``, sentences with faithfulness measures, models or methods the batched path does not cover),
+    else in blocks of ``--batch-sentences``."""
+    if args.per_sentence or not corpus.batched_methods(lm, methods):
+        return [([i], False) for i in todo]
+    single = [([i], False) for i in todo if i < args.faithfulness]
+    rest = [i for i in todo if i >= args.faithfulness]
+    return single + [(rest[k : k + args.batch_sentences], True) for k in range(0, len(rest), args.batch_sentences)]
+
+
+@dataclass(frozen=True)
+class _Rank:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def _join() -> _Rank:
+    """This process's place under ``torchrun`` (its environment variables; gloo, as ``training.distributed``)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _Rank()
+    from training.distributed import setup
+
+    d, _ = setup("cpu")
+    return _Rank(d.rank, d.world)
+
+
+def _barrier(d: _Rank) -> None:
+    if d.active:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _leave(d: _Rank) -> None:
+    if d.active:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _part_paths(lines_path: Path) -> list[Path]:
+    """The per-rank lines of a sharded run (``run.jsonl.rank0``, ...) not merged yet."""
+    return sorted(lines_path.parent.glob(f"{lines_path.name}.rank*"))
+
+
+def _merge_parts(lines_path: Path, model: str, methods: list[str]) -> list[dict[str, Any]]:
+    """Every record of the run's lines and of its parts, one per sentence, in sentence order: written back to the
+    run's lines (whole, then renamed into place), the parts removed."""
+    parts = _part_paths(lines_path)
+    by_index: dict[int, dict[str, Any]] = {}
+    for path in [lines_path, *parts]:
+        for i, r in enumerate(_earlier_records(path, model, methods)):
+            by_index.setdefault(r.get("index", i), r)
+    records = [by_index[i] for i in sorted(by_index)]
+    tmp = lines_path.with_name(lines_path.name + ".merging")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    tmp.replace(lines_path)
+    for path in parts:
+        path.unlink()
+    return records
 
 
 def _lines_path(out: Path) -> Path:
