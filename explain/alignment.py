@@ -376,14 +376,113 @@ class SentenceAlignment:
 
 def alignment_methods(lm: object) -> list[str]:
     """The methods of ``ALIGNMENT_METHODS`` that can explain ``lm``: an LSTM has no value vectors (attention norms,
-    value zeroing) and no separate gate modules (DeepLIFT)."""
+    value zeroing) and no separate gate modules (DeepLIFT); ALTI+ decomposes only some block layouts (not Gemma 3's,
+    nor T5's) and DeepLIFT only encoder-decoders."""
+    from explain.alti import alti_blocks
     from explain.mixing import mixing_layers
 
     try:
         mixing_layers(lm)
     except ValueError:
         return [m for m in ALIGNMENT_METHODS if m not in TRANSFORMER_ONLY]
-    return list(ALIGNMENT_METHODS)
+    methods = list(ALIGNMENT_METHODS)
+    try:
+        alti_blocks(lm)
+    except ValueError:
+        methods.remove("alti_plus")
+    if not lm.is_seq2seq():
+        methods.remove("deeplift")  # explain.methods.DeepLiftMethod refuses decoder-only models
+    return methods
+
+
+# --- a prompted decoder-only model: the sentence's tokens inside its prompt are the source ----------------------
+
+
+def _prompt_text(lm: object, text: str) -> tuple[str, int, bool]:
+    """(the prompt ``lm`` reads around ``text`` as one string, where ``text`` starts in it, whether the tokenizer
+    adds its special tokens to it), as ``LanternModel.encode_source`` builds it: a few-shot template, a chat
+    template, or the text alone."""
+    if lm.template is not None:
+        prompt, first, _ = lm.template.render(text)
+        return prompt, first, True
+    if lm.chat:
+        tok = lm.src_tokenizer
+
+        def render(content: str) -> str:
+            messages = [{"role": "user", "content": content}]
+            return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+        full, empty = render(text), render("")
+        if len(full) != len(empty) + len(text):
+            raise ValueError(f"{lm.name}'s chat template changes the sentence: its words cannot be located")
+        common = next((i for i, (a, b) in enumerate(zip(full, empty, strict=False)) if a != b), len(empty))
+        for first in range(common, -1, -1):  # the text may begin with what follows it in the empty message
+            if full[first : first + len(text)] == text and full[:first] + full[first + len(text) :] == empty:
+                return full, first, False
+        raise ValueError(f"{lm.name}'s chat template changes the sentence: its words cannot be located")
+    return text, 0, False
+
+
+def _shifted_words(offsets: Sequence[tuple[int, int]], shift: int, text: str) -> list[int | None]:
+    """``word_index`` of tokens whose character spans are given in a longer string where ``text`` starts at
+    ``shift``: a token ending at or before ``text``'s start is no word of it (None)."""
+    moved = [(s - shift, e - shift) if e - shift > 0 else (0, 0) for s, e in offsets]
+    return word_index(moved, text)
+
+
+def prompt_words(lm: object, translation: object) -> tuple[slice, list[int | None]]:
+    """The positions of a decoder-only model's prompt that hold the user's sentence (``translation.src_span``; every
+    position of a bare prompt), and the word of the sentence each of them is in, read off the tokens' character
+    offsets in the prompt relative to the sentence's start. A token straddling the sentence's start (one holding the
+    space before its first word) belongs to the word it ends in. ``ValueError`` when the sentence cannot be located
+    (the prompt does not re-tokenize to the model's input)."""
+    text = translation.src_text
+    prompt, first, special = _prompt_text(lm, text)
+    enc = lm.src_tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=special)
+    offsets = [tuple(o) for o in enc.offset_mapping]
+    if list(enc.input_ids) != list(translation.src_ids):
+        raise ValueError(
+            f"Lantern cannot locate the sentence's words in {lm.name}'s prompt (it does not tokenize to the ids the "
+            "model read)"
+        )
+    end = first + len(text)
+    inside = [i for i, (s, e) in enumerate(offsets) if e > s and s < end and e > first]
+    if not inside:
+        raise ValueError(f"the sentence has no tokens in {lm.name}'s prompt")
+    span = translation.src_span
+    a, b = (int(span[0]), int(span[1])) if span is not None else (inside[0], inside[-1] + 1)
+    return slice(a, b), _shifted_words(offsets[a:b], first, text)
+
+
+def output_words(lm: object, translation: object) -> list[int | None]:
+    """The word of ``translation.text`` each output token of a decoder-only model is in (None for the token that
+    ends the output); every token None when the output does not re-tokenize to the same ids."""
+    text, tgt = translation.text, list(translation.tgt_ids)
+    prefix = lm.template.output_prefix if lm.template is not None else ""
+    enc = lm.tgt_tokenizer(prefix + text, return_offsets_mapping=True, add_special_tokens=False)
+    ids = list(enc.input_ids)
+    ended = len(tgt) == len(ids) + 1 and tgt[-1] in lm.stops()
+    if tgt[: len(ids)] != ids or not (len(tgt) == len(ids) or ended):
+        return [None] * len(tgt)
+    return _shifted_words([tuple(o) for o in enc.offset_mapping], len(prefix), text) + [None] * ended
+
+
+def token_words(lm: object, translation: object) -> tuple[slice, list[int | None], list[int | None]]:
+    """(the columns of an explanation's source side that are the sentence's tokens, the word of each of them, the
+    word of each output token). Encoder-decoder: every source token (special tokens: None). Decoder-only: the
+    sentence's tokens inside the prompt (``prompt_words``), the rest of the prompt left out."""
+    src, out = translation.src_text, translation.text
+    if lm.is_seq2seq():
+        from explain.evaluate import _word_maps
+
+        src_index, tgt_index = _word_maps(lm, src, out)
+        columns = slice(0, len(translation.src_ids))
+    else:
+        columns, src_index = prompt_words(lm, translation)
+        tgt_index = output_words(lm, translation)
+    if len(tgt_index) != len(translation.tgt_ids):  # the output did not re-tokenize to the same pieces
+        tgt_index = [None] * len(translation.tgt_ids)
+    return columns, list(src_index), list(tgt_index)
 
 
 def alignment_maps(
@@ -398,26 +497,28 @@ def alignment_maps(
 ) -> AlignmentMaps:
     """``method``'s token maps [output tokens, source tokens] of ``translation`` (an ``explain.generation``
     output of ``lm``, e.g. ``force_translation`` of a reference): the mean and, for ``LAYERED_METHODS``, each layer
-    (attention: heads averaged). An encoder-decoder only: a prompted model's source is not one sentence."""
-    from explain.evaluate import _word_maps
-
+    (attention: heads averaged). A decoder-only model's source is the user's sentence inside its prompt
+    (``token_words``): the maps' columns are the sentence's tokens, their rows the output tokens (attention: the
+    causal self-attention of the positions that predict them)."""
     if method not in ALIGNMENT_METHODS:
         raise ValueError(f"{method!r} gives no source × output map; choose from {', '.join(ALIGNMENT_METHODS)}")
-    if not lm.is_seq2seq():
-        raise ValueError(
-            f"Word alignments need an encoder-decoder model; {lm.name} reads a prompt and its output as one sequence"
-        )
     if translation.truncated:
         raise ValueError("The sentence is longer than the model's input limit: its alignment would miss words")
-    n_src = len(translation.src_ids)
+    columns, src_index, tgt_index = token_words(lm, translation)  # before the costly part: refuse early
+    n_src, n_tgt = len(translation.src_ids), len(translation.tgt_ids)
     if method == "attention":
         from explain.attention import extract_attention
 
-        cross = extract_attention(lm, translation).cross  # [layers, heads, T, S]
-        if cross is None:
-            raise ValueError(f"{lm.name} returns no cross-attention")
-        per_layer = cross.mean(1)
-        maps = {"mean": cross.mean((0, 1))} | {str(i): m for i, m in enumerate(per_layer)}
+        found = extract_attention(lm, translation)
+        if lm.is_seq2seq():
+            weights = found.cross  # [layers, heads, T, S]
+            if weights is None:
+                raise ValueError(f"{lm.name} returns no cross-attention")
+        else:  # [layers, heads, S + T - 1, S + T - 1]: position S - 1 + t predicts output token t
+            weights = found.decoder_self[:, :, n_src - 1 : n_src - 1 + n_tgt]
+        weights = weights[..., columns]
+        per_layer = weights.mean(1)
+        maps = {"mean": weights.mean((0, 1))} | {str(i): m for i, m in enumerate(per_layer)}
     elif method in ("attention_norms", "value_zeroing"):
         from explain.mixing import attention_norms, value_zeroing
 
@@ -425,7 +526,7 @@ def alignment_maps(
             stack = attention_norms(lm, list(translation.src_ids), list(translation.tgt_ids))
         else:
             stack = value_zeroing(lm, list(translation.src_ids), list(translation.tgt_ids), progress=progress)
-        stack = stack.numpy()[:, :, :n_src]
+        stack = stack.numpy()[:, :, :n_src][:, :, columns]  # [L, T, K]: K the source (or prompt + prefix)
         maps = {"mean": stack.mean(0)} | {str(i): m for i, m in enumerate(stack)}
     else:
         from explain.attribution import attribute
@@ -440,11 +541,10 @@ def alignment_maps(
             progress=progress,
             time_limit=time_limit,
         )
-        maps = {"mean": attr.scores}
+        if attr.scores.shape != (n_tgt, n_src):
+            raise ValueError(f"{method} gave scores of shape {attr.scores.shape}, not (output, source) {n_tgt, n_src}")
+        maps = {"mean": attr.scores[:, columns]}
     src, out = translation.src_text, translation.text
-    src_index, tgt_index = _word_maps(lm, src, out)
-    if len(tgt_index) != len(translation.tgt_ids):  # the output did not re-tokenize to the same pieces
-        tgt_index = [None] * len(translation.tgt_ids)
     maps = {k: np.asarray(v, dtype=float) for k, v in maps.items()}
     return AlignmentMaps(method, tuple(src.split(" ")), tuple(out.split(" ")), tuple(src_index), tuple(tgt_index), maps)
 
