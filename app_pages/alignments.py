@@ -1,6 +1,6 @@
 import streamlit as st
 
-from explain.alignment import EXTRACTIONS, LAYERED_METHODS, STEPS, align, diagonal_links, score_alignments
+from explain.alignment import EXTRACTIONS, LAYERED_METHODS, STEPS, align, diagonal_links, score_alignments, token_words
 from explain.attribution import forward_passes
 from explain.methods import METHODS
 from ui import cache
@@ -24,18 +24,27 @@ OUTPUT_LABELS = {"gold": "the gold French (forced decoding)", "model": "the mode
 st.title("Alignments")
 inputs = sidebar_inputs()
 spec, state = inputs.spec, st.session_state
-if spec.decoder_only:
-    st.info(
-        "Word alignments need an encoder-decoder model: this one reads a prompt and its output as one sequence. "
-        "Choose a translation model in the sidebar."
-    )
-    stop_page()
 tr = page_translation(inputs)
+if spec.decoder_only:  # the source is the sentence inside the prompt: its tokens must be found there
+    try:
+        token_words(cache.get_model(spec), tr)
+    except ValueError as err:
+        st.info(
+            f"Word alignments need the sentence's words inside the model's prompt: {md_escape(str(err))}. "
+            "Choose a translation model in the sidebar."
+        )
+        stop_page()
 st.caption(
     "Which source word each output word came from, read off an explanation: each output word's scores over the "
     "source words, turned into links by an extraction rule (Koehn et al. 2003 for the combined directions). "
     "On the Hansards gold set, explanations of Lantern's models align worse than plain word order: see the "
     "Evaluate page before trusting a link."
+    + (
+        " This model reads a prompt: the source is the sentence inside it, the prompt's other tokens (examples, "
+        "labels, template) are left out of the map."
+        if spec.decoder_only
+        else ""
+    )
 )
 
 found = cache.gold_alignment(inputs.text) if (spec.src_lang, spec.tgt_lang) == ("en", "fr") else None
