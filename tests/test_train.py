@@ -203,7 +203,8 @@ def test_training_runs_unchanged_under_torchrun_and_ranks_keep_identical_weights
 
 
 def test_adaptation_continues_on_in_domain_pairs_and_the_card_says_so(use_data_root, tmp_path):
-    assert run_cli(tmp_path, "--set", "train.max_steps=3", "--no-test") == 0
+    assert run_cli(tmp_path, "--set", "train.max_steps=3") == 0
+    before = json.loads((tmp_path / "ck" / "scores.json").read_text())["test"]["bleu"]
     (tmp_path / "in.zh").write_text("门开了。\n门关了。\n", encoding="utf-8")
     (tmp_path / "in.en").write_text("THE DOOR OPENED.\nThe door closed.\n", encoding="utf-8")
     adapt = [
@@ -221,5 +222,6 @@ def test_adaptation_continues_on_in_domain_pairs_and_the_card_says_so(use_data_r
     card = (out / "README.md").read_text()
     assert "This model was adapted" in card and "2 in-domain sentence pairs" in card and "plus 4 pairs" in card
     assert "lowercased" in card and 'kept the last weights (`train.keep = "last"`)' in card
+    assert f"Test BLEU of `{tmp_path / 'ck'}` before this run: {before:.2f}" in card
     with pytest.raises(ValueError, match="go together"):
         config_from_dict({"data": {"adapt_source": "x.txt"}})

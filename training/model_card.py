@@ -126,7 +126,7 @@ def write_model_card(
         "source or a target sentence stay in one split, so no sentence is in two splits"
         + (" (Multi30k: the official splits)." if d.corpus.startswith("multi30k") else "."),
         f"- Training pairs over {d.max_tokens} tokens dropped: {info.get('dropped_too_long', 0)}.\n",
-        *_adaptation_lines(info.get("adaptation") or {}),
+        *_adaptation_lines(info.get("adaptation") or {}, cfg.train.init_from),
         "## Tokenizers (trained on the training split with `tokenizers`; measured on validation)\n",
         "| side | kind | vocab | unk per 100 tokens | val sentences with an unknown | tokens/sentence |",
         "|---|---|---|---|---|---|",
@@ -217,11 +217,17 @@ def write_model_card(
     (folder / "scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
 
 
-def _adaptation_lines(adaptation: dict[str, Any]) -> list[str]:
-    """The card's label of an unsupervised adaptation run (``data.adapt_source``/``adapt_target``/``lowercase``)."""
+def _adaptation_lines(adaptation: dict[str, Any], init_from: str = "") -> list[str]:
+    """The card's label of an unsupervised adaptation run (``data.adapt_source``/``adapt_target``/``lowercase``),
+    with the test score of the model it continued (``train.init_from``) when that folder has one."""
     if not adaptation:
         return []
     lines = ["## Unsupervised adaptation\n"]
+    before = None
+    if init_from and (Path(init_from) / "scores.json").exists():
+        before = (json.loads((Path(init_from) / "scores.json").read_text(encoding="utf-8")).get("test") or {}).get(
+            "bleu"
+        )
     if adaptation.get("pairs"):
         lines.append(
             f"**This model was adapted**: its last run trained on {adaptation['pairs']} in-domain sentence pairs "
@@ -236,6 +242,16 @@ def _adaptation_lines(adaptation: dict[str, Any]) -> list[str]:
             "aligners), scores on that set measure the adapted model, not a model that never saw the text: report "
             "them beside the unadapted model's. The test scores above are on the corpus's own split."
         )
+    if adaptation.get("pairs"):
+        lines.append(
+            f"- The split's \"train\" count above is this run's training set: the {adaptation['pairs']} in-domain "
+            "pairs (after cleaning) and the draw, not the corpus's training part."
+        )
     if adaptation.get("lowercase"):
         lines.append("- Training pairs lowercased (both sides); validation and test pairs keep their case.")
+    if before is not None:
+        lines.append(
+            f"- Test BLEU of `{init_from}` before this run: {before:.2f} (same split and decoding): what the "
+            "adaptation cost on the corpus's own domain."
+        )
     return [*lines, ""]
