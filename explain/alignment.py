@@ -467,6 +467,18 @@ def output_words(lm: object, translation: object) -> list[int | None]:
     return _shifted_words([tuple(o) for o in enc.offset_mapping], len(prefix), text) + [None] * ended
 
 
+def source_attention(lm: object, translation: object, found: object) -> np.ndarray:
+    """The attention of the positions that predict the output tokens over the source side: [layers, heads, T, S],
+    from ``found`` (``explain.attention.extract_attention``'s maps): the cross-attention of an encoder-decoder, the
+    causal self-attention rows over the prompt of a decoder-only model (position S - 1 + t predicts token t)."""
+    if lm.is_seq2seq():
+        if found.cross is None:
+            raise ValueError(f"{lm.name} returns no cross-attention")
+        return found.cross
+    n_src, n_tgt = len(translation.src_ids), len(translation.tgt_ids)
+    return found.decoder_self[:, :, n_src - 1 : n_src - 1 + n_tgt, :n_src]
+
+
 def token_words(lm: object, translation: object) -> tuple[slice, list[int | None], list[int | None]]:
     """(the columns of an explanation's source side that are the sentence's tokens, the word of each of them, the
     word of each output token). Encoder-decoder: every source token (special tokens: None). Decoder-only: the
@@ -509,14 +521,7 @@ def alignment_maps(
     if method == "attention":
         from explain.attention import extract_attention
 
-        found = extract_attention(lm, translation)
-        if lm.is_seq2seq():
-            weights = found.cross  # [layers, heads, T, S]
-            if weights is None:
-                raise ValueError(f"{lm.name} returns no cross-attention")
-        else:  # [layers, heads, S + T - 1, S + T - 1]: position S - 1 + t predicts output token t
-            weights = found.decoder_self[:, :, n_src - 1 : n_src - 1 + n_tgt]
-        weights = weights[..., columns]
+        weights = source_attention(lm, translation, extract_attention(lm, translation))[..., columns]
         per_layer = weights.mean(1)
         maps = {"mean": weights.mean((0, 1))} | {str(i): m for i, m in enumerate(per_layer)}
     elif method in ("attention_norms", "value_zeroing"):

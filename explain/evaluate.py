@@ -38,7 +38,9 @@ from explain.alignment import (
     extract_all_both,
     read_gold,
     score_alignments,
+    source_attention,
     to_words,
+    token_words,
     word_index,
 )
 from explain.attention import extract_attention
@@ -90,9 +92,8 @@ def explain_sentence(
     if tr.truncated:
         out["skipped"] = "longer than the model's input limit"
         return out
-    src_words, tgt_words = _word_maps(lm, src, tr.text)
-    if len(tgt_words) != len(tr.tgt_ids):  # the output did not re-tokenize to the same pieces
-        tgt_words = [None] * len(tr.tgt_ids)
+    # the source columns that are the sentence's tokens (a decoder-only model's: the sentence inside its prompt)
+    columns, src_words, tgt_words = token_words(lm, tr)
     n_s, n_t = len(src.split(" ")), len(tr.text.split(" "))
 
     def links(matrix: np.ndarray) -> list[list[int]]:
@@ -111,7 +112,7 @@ def explain_sentence(
             out["methods"][method] = {"links": links(rollout), "word_scores": {"mean": words(rollout)}}
             continue
         if method == "attention":
-            cross = maps.cross  # [layers, heads, tgt, src]
+            cross = source_attention(lm, tr, maps)[..., columns]  # [layers, heads, tgt, src]
             per_head = {
                 f"{layer}.{head}": links(cross[layer, head])
                 for layer in range(cross.shape[0])
@@ -128,6 +129,7 @@ def explain_sentence(
             attr = attribute(lm, tr, "attention") if faithfulness else None
         elif method in LAYER_MAPS:  # the method's layer mean (its scores), and each layer alone
             layer_maps = LAYER_MAPS[method](lm, list(tr.src_ids), list(tr.tgt_ids)).numpy()[:, :, : len(tr.src_ids)]
+            layer_maps = layer_maps[:, :, columns]
             out["methods"][method] = {
                 "links": links(layer_maps.mean(0)),
                 "per_layer": {str(layer): links(m) for layer, m in enumerate(layer_maps)},
@@ -139,10 +141,11 @@ def explain_sentence(
             attr = given.get(method) or attribute(
                 lm, tr, method, n_steps=n_steps, n_samples=n_samples, noise_level=noise_level
             )
+            scores = attr.scores[:, columns]
             out["methods"][method] = {
-                "links": links(attr.scores),
-                "word_scores": {"mean": words(attr.scores)},
-                "word_scores_signed": {"mean": words(attr.scores, signed=True)},
+                "links": links(scores),
+                "word_scores": {"mean": words(scores)},
+                "word_scores_signed": {"mean": words(scores, signed=True)},
             }
             if attr.delta is not None:
                 out["methods"][method]["max_abs_delta"] = float(np.abs(attr.delta).max())

@@ -187,3 +187,21 @@ def test_a_chat_model_s_sentence_is_found_in_its_template_or_refused(tok):
     tr = force_translation(lm, SRC, REF)
     with pytest.raises(ValueError, match="cannot be located"):
         alignment_maps(lm, tr, "attention")
+
+
+def test_the_corpus_run_keeps_the_matrices_the_alignments_page_shows(prompted):
+    """``python -m explain.evaluate`` on a prompted model: each method's word matrices (scaled to a largest score of
+    1) and row links are those of ``alignment_maps``, i.e. of the sentence inside the prompt."""
+    from explain.evaluate import explain_sentence
+
+    methods = ["attention", "attention_norms", "saliency"]
+    record = explain_sentence(prompted, SRC, REF, methods, faithfulness=False, n_steps=4)
+    tr = force_translation(prompted, SRC, REF)
+    for method in methods:
+        maps = alignment_maps(prompted, tr, method)
+        kept = record["methods"][method]["word_scores"]
+        assert set(kept) == set(maps.maps)
+        for layer, matrix in kept.items():
+            expected = maps.words(layer)
+            np.testing.assert_allclose(np.array(matrix), expected / np.abs(expected).max(), atol=2e-6)
+        assert {tuple(link) for link in record["methods"][method]["links"]} == set(align(maps, "mean", "row").links)
