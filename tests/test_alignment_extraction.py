@@ -220,3 +220,34 @@ def test_the_input_step_reads_each_token_at_the_next_decoder_position():
     assert align(maps, extraction="row", step="input").step == "input"
     with pytest.raises(ValueError, match="unknown step"):
         maps.words(step="output")
+
+
+def test_the_aer_table_reports_the_dev_choice_of_each_method_and_the_two_model_setting(tmp_path, capsys):
+    import json
+
+    from explain.alignment import parse_gold_line
+    from explain.evaluate import summarise
+    from explain.report import aer_rows, main
+
+    gold = [parse_gold_line("1-1 2-2"), parse_gold_line("1-1 2-2")]
+    fwd = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.0, 0.0, 1.0]])  # rows: both output words on source word 1
+    rev = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.0, 1.0]])  # the reverse model gets both right
+    records = [
+        {"src": "a b", "output": "x y", "methods": {"attention": {"links": [[0, 0]], "word_scores": {"mean": fwd}}}}
+        for _ in gold
+    ]
+    back = [
+        {"src": "x y", "output": "a b", "methods": {"attention": {"links": [], "word_scores": {"mean": rev}}}}
+        for _ in gold
+    ]
+    summary = summarise(records, gold, ["attention"], dev=1, reverse=back) | {"model": "m", "reverse": "r.json"}
+    one, both = aer_rows(summary)
+    assert one["setting"] == "column" and one["reverse"] == ""  # the model's columns: a-x, b-y
+    assert both["setting"].endswith("(both models)") and both["reverse"] == "r.json"
+    assert both["aer"] == pytest.approx(0.0, abs=1e-9) and one["aer"] == pytest.approx(0.0, abs=1e-9)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(summary, default=lambda a: a.tolist()), encoding="utf-8")
+    assert main([str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "| m + r.json | attention |" in table and "*no model: diagonal*" in table and "fast_align 10.5" in table
+    assert main([str(tmp_path / "missing.json")]) == 2
