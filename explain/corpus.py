@@ -44,6 +44,8 @@ ATTENTION_METHODS = ("attention", "rollout")
 BATCHED = GRADIENT_METHODS + ATTENTION_METHODS
 STEP_GROUP = 6  # decoder steps per decoder pass: shorter prefixes for early steps, few extra forward passes
 MAX_COPIES = 64  # copies per batched pass: large enough to fill the matrix units, small enough for the caches
+PADDING = 0.5  # a pass takes copies of other lengths while padding adds at most this share of its work (fewer,
+# larger passes beat less padding: each backward pass costs the same bookkeeping whatever its size)
 ACTIVATION_FACTOR = 3.0  # memory per copy: the encoder's and every step group's graph, plus one backward pass
 
 
@@ -144,10 +146,26 @@ def _copies_per_pass(objs: list[Objective]) -> int:
 def _run_jobs(lm: LanternModel, objs: list[Objective], jobs: list[_Job]) -> None:
     """Every (job, point) copy through batched passes; each step's gradient goes to the job's sinks."""
     copies = [(j, k) for j, job in enumerate(jobs) for k in range(len(job.alphas))]
-    copies.sort(key=lambda c: (len(objs[jobs[c[0]].sentence].dec_ids), len(objs[jobs[c[0]].sentence].src_ids)))
+    size = [(len(objs[job.sentence].src_ids), len(objs[job.sentence].dec_ids)) for job in jobs]
+    copies.sort(key=lambda c: (size[c[0]][1], size[c[0]][0]))
     per_pass = _copies_per_pass([objs[job.sentence] for job in jobs]) if jobs else 1
-    for start in range(0, len(copies), per_pass):
-        _run_chunk(lm, objs, jobs, copies[start : start + per_pass])
+    chunk: list[tuple[int, int]] = []
+    for copy in copies:
+        if chunk and (len(chunk) >= per_pass or _padding([size[j] for j, _ in [*chunk, copy]]) > PADDING):
+            _run_chunk(lm, objs, jobs, chunk)
+            chunk = []
+        chunk.append(copy)
+    if chunk:
+        _run_chunk(lm, objs, jobs, chunk)
+
+
+def _padding(sizes: list[tuple[int, int]]) -> float:
+    """The share of a pass's work that padding would add: each row's backward passes cost about (its steps) ×
+    (source + half its prefix) when it is alone, and (longest steps) × (longest source + half the longest prefix)
+    padded (an over-estimate: the passes drop finished rows)."""
+    s_max, t_max = max(s for s, _ in sizes), max(t for _, t in sizes)
+    alone = sum(t * (s + t / 2) for s, t in sizes)
+    return len(sizes) * t_max * (s_max + t_max / 2) / alone - 1
 
 
 def _run_chunk(lm: LanternModel, objs: list[Objective], jobs: list[_Job], chunk: list[tuple[int, int]]) -> None:
@@ -174,39 +192,57 @@ def _run_chunk(lm: LanternModel, objs: list[Objective], jobs: list[_Job], chunk:
         m_src[c, :s], m_dec[c, :p] = xs, xd
         src_ids[c, :s], mask[c, :s], dec_ids[c, :p], tgt_ids[c, :p] = o.src_ids, 1, o.dec_ids, o.tgt_ids
     n_steps = torch.tensor([len(o.tgt_ids) for o in members], device=dev)
-    x_src.requires_grad_(True)
-    x_dec.requires_grad_(True)
+    n_src = torch.tensor([len(o.src_ids) for o in members], device=dev)
     model = lm.model
+    enc_rows: torch.Tensor | None = None  # the rows the current encoder pass holds, padded to s_len tokens
+    s_len = 0
     with torch.enable_grad():
-        with lm.lock, _replaced(lm.source_embedding(), x_src):
-            encoded = model.get_encoder()(input_ids=src_ids, attention_mask=mask, return_dict=True)
         for g0 in range(0, p_max, STEP_GROUP):
-            prefix = min(p_max, g0 + STEP_GROUP)
+            # Only the copies whose output reaches this group take part: a short sentence beside a long one does not
+            # ride along through the long one's later steps. The encoder runs again when a quarter of its work (rows
+            # × padded length) is no longer needed (its graph serves the groups in between).
+            rows = (n_steps > g0).nonzero()[:, 0]
+            if enc_rows is None or len(rows) * int(n_src[rows].max()) <= 0.75 * len(enc_rows) * s_len:
+                enc_rows, s_len = rows, int(n_src[rows].max())
+                xs = x_src[rows, :s_len].detach().requires_grad_(True)
+                with lm.lock, _replaced(lm.source_embedding(), xs):
+                    encoded = model.get_encoder()(
+                        input_ids=src_ids[rows, :s_len], attention_mask=mask[rows, :s_len], return_dict=True
+                    )
+            inside = torch.searchsorted(enc_rows, rows)  # these rows' places in the encoder pass
+            prefix = min(int(n_steps[rows].max()), g0 + STEP_GROUP)
+            xd = x_dec[rows, :prefix].detach().requires_grad_(True)
             box: dict[str, torch.Tensor] = {}
-            with lm.lock, _replaced(lm.target_embedding(), x_dec[:, :prefix]), _head_input(lm, box):
+            with lm.lock, _replaced(lm.target_embedding(), xd), _head_input(lm, box):
                 logits = model(
-                    encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=dec_ids[:, :prefix]
+                    encoder_outputs=(encoded.last_hidden_state[inside],),
+                    attention_mask=mask[rows, :s_len],
+                    decoder_input_ids=dec_ids[rows, :prefix],
                 ).logits
-            hidden = box["h"]  # [n, prefix, d]
-            steps = range(g0, prefix)
+            hidden = box["h"]  # [rows, prefix, d]
             logp = logits[:, g0:prefix].float().log_softmax(-1)
-            scores = logp.gather(-1, tgt_ids[:, g0:prefix, None])[..., 0]
-            live = torch.arange(g0, prefix, device=dev)[None] < n_steps[:, None]  # [n, group]
+            scores = logp.gather(-1, tgt_ids[rows, g0:prefix, None])[..., 0]
+            live = torch.arange(g0, prefix, device=dev)[None] < n_steps[rows, None]  # [rows, group]
             (g_hidden,) = torch.autograd.grad(scores.masked_fill(~live, 0).sum(), hidden, retain_graph=True)
-            for t in steps:
-                rows = live[:, t - g0].nonzero()[:, 0].tolist()
-                if not rows:
-                    continue
-                cotangent = torch.zeros_like(hidden)
-                cotangent[:, t] = g_hidden[:, t]
-                # the graph is kept: the encoder's part serves every step group (freed with the chunk)
-                g_src, g_dec = torch.autograd.grad(hidden, (x_src, x_dec), cotangent, retain_graph=True)
-                for c in rows:
+            steps = range(g0, prefix)
+            cotangent = torch.zeros(len(steps), *hidden.shape, dtype=hidden.dtype, device=dev)
+            for i, t in enumerate(steps):
+                cotangent[i, :, t] = g_hidden[:, t]
+            # one backward pass per step, batched over the steps (vmap); the graph is kept: the encoder's part
+            # serves the next groups too (freed when the encoder runs again)
+            all_src, all_dec = torch.autograd.grad(
+                hidden, (xs, xd), cotangent, retain_graph=True, is_grads_batched=True
+            )
+            for i, t in enumerate(steps):
+                g_src, g_dec = all_src[i], all_dec[i]
+                for r in live[:, t - g0].nonzero()[:, 0].tolist():
+                    c = int(rows[r])
                     j, k = chunk[c]
                     o = members[c]
-                    s, p = len(o.src_ids), len(o.dec_ids)
+                    s, q = len(o.src_ids), min(len(o.dec_ids), prefix)  # the prefix this group reads
+                    e = int(inside[r])
                     for sink in jobs[j].sinks:
-                        sink(k, t, g_src[c, :s], g_dec[c, :p], m_src[c, :s], m_dec[c, :p])
+                        sink(k, t, g_src[e, :s], g_dec[r, :q], m_src[c, :s], m_dec[c, :q])
 
 
 def _sums(o: Objective, vector: bool) -> _Sums:
@@ -218,7 +254,7 @@ def _sums(o: Objective, vector: bool) -> _Sums:
 def _vector_sink(sums: _Sums, weights: torch.Tensor) -> Callable:
     def sink(k: int, t: int, gs: torch.Tensor, gd: torch.Tensor, xs: torch.Tensor, xd: torch.Tensor) -> None:
         sums.src[t] += weights[k] * gs
-        sums.dec[t] += weights[k] * gd
+        sums.dec[t, : len(gd)] += weights[k] * gd  # later decoder inputs: 0 (causal decoding)
 
     return sink
 
@@ -227,9 +263,10 @@ def _product_sink(sums: _Sums, weights: torch.Tensor, base: tuple[torch.Tensor, 
     """Σ_d m · g with m the input (``base`` None: input × gradient) or the input minus the baseline (IG)."""
 
     def sink(k: int, t: int, gs: torch.Tensor, gd: torch.Tensor, xs: torch.Tensor, xd: torch.Tensor) -> None:
-        ms, md = (xs, xd) if base is None else (xs - base[0], xd - base[1])
+        q = len(gd)
+        ms, md = (xs, xd) if base is None else (xs - base[0], xd - base[1][:q])
         sums.src[t] += ((gs * ms) * weights[k]).sum(-1)
-        sums.dec[t] += ((gd * md) * weights[k]).sum(-1)
+        sums.dec[t, :q] += ((gd * md) * weights[k]).sum(-1)
 
     return sink
 
