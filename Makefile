@@ -4,7 +4,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser app replicas test test-all lint fmt bench bench-tokenizers bench-attribution bench-explorer bench-provenance train-lstm-zh-en clean
+.PHONY: install browser app replicas test test-all lint fmt bench bench-tokenizers bench-attribution bench-explorer bench-alignment bench-provenance train-lstm-zh-en clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-attribution: venv-bench/.installed  ## Lantern vs Inseq vs a plain Captum 
 
 bench-explorer: install  ## Dataset explorer: whole test splits, batched vs the per-sentence API
 	$(BIN)/python -m bench.explorer
+
+bench-alignment: install  ## Corpus alignment run (python -m explain.evaluate): batched vs the per-sentence path
+	$(BIN)/python -m bench.alignment_corpus
 
 bench-provenance: install  ## Training data queries: evidence and TracIn vs a plain scan, exhaustive scoring, Captum
 	$(BIN)/python -m bench.provenance

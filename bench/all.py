@@ -5,7 +5,8 @@
 1. app cold start: `streamlit run` to the first rendered page in headless Chromium;
 2. translate + attention latency per model;
 3. attribution latency per method and model (Lantern);
-4. corpus translation, the decoder re-reading its prefix vs incremental decoding (bench.translation);
+4. corpus translation, the decoder re-reading its prefix vs incremental decoding (bench.translation); the Dataset
+   explorer and the corpus alignment run, batched vs per sentence (bench.explorer, bench.alignment_corpus);
 5. Lantern vs Inseq vs a plain Captum loop (bench.attribution), per model;
 6. training throughput (tokens/s, model FLOPs/s against the measured matmul peak);
 7. many users at once (bench.load).
@@ -184,7 +185,8 @@ def main() -> None:
     ap.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: start,latency,translation,explorer,vs,train,threads,concurrency,load",
+        help="comma-separated sections to skip: start,latency,translation,explorer,alignment,vs,train,threads,"
+        "concurrency,load",
     )
     ap.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results.md", help="where to write (default bench/results.md)"
@@ -223,6 +225,8 @@ def main() -> None:
         ]
     if "explorer" not in skip:  # also written to bench/explorer.md
         out += ["## Dataset explorer: whole test splits vs the per-sentence API (s)", "", *sub(["bench.explorer"]), ""]
+    if "alignment" not in skip:  # also written to bench/alignment_corpus.md
+        out += ["## Corpus alignment run: batched vs per-sentence path (s)", "", *sub(["bench.alignment_corpus"]), ""]
     if "vs" not in skip:
         out += ["## Lantern vs Inseq vs a plain Captum loop", ""]
         for model, extra in (
