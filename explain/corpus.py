@@ -33,10 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.text import clean_text
+from explain.generation import force_translation
 from explain.gradients import ig_path, smooth_path
 from explain.objective import Objective
 from explain.types import AttentionMaps, Translation
-from models.adapter import LanternModel
+from models.adapter import LanternModel, SourceEncoding
+from models.decoding import MAX_OUTPUT_TOKENS, check_length
 from models.threads import under_policy
 
 GRADIENT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
@@ -331,6 +334,71 @@ def _completeness_gap(o: Objective, src: torch.Tensor, dec: torch.Tensor) -> tor
     """``explain.methods.completeness_gap`` from summed scores: Σ scores − (f(input) − f(baseline)) per step."""
     ends = o(torch.stack([o.src_embeds, o.src_base]), torch.stack([o.dec_embeds, o.dec_base]))
     return src.sum(1) + dec.sum(1) - (ends[0] - ends[1])
+
+
+# --- forced outputs -----------------------------------------------------------------------------------------------
+
+
+@under_policy
+@torch.no_grad()
+def force_translations(lm: LanternModel, pairs: list[tuple[str, str]], top_k: int = 5) -> list[Translation]:
+    """``explain.generation.force_translation(lm, source, reference)`` for every pair, the teacher-forced passes
+    batched (padded, up to ``MAX_COPIES`` sentences each). A pair the per-sentence function would refuse goes through
+    it, so it raises the same error."""
+    prepared: list[tuple[SourceEncoding, list[int]]] = []
+    for text, output in pairs:
+        cleaned = clean_text(check_length(output, "output to score"))
+        tgt_ids = lm.output_ids(cleaned) if cleaned else []
+        if not tgt_ids or len(tgt_ids) > MAX_OUTPUT_TOKENS:
+            force_translation(lm, text, output)  # raises the per-sentence path's error
+        prepared.append((lm.encode_source(text), tgt_ids))
+    order = sorted(range(len(pairs)), key=lambda i: (len(prepared[i][1]), len(prepared[i][0].ids)))
+    out: list[Translation | None] = [None] * len(pairs)
+    pad, dec_pad = lm.src_tokenizer.pad_token_id or 0, lm.tgt_tokenizer.pad_token_id or 0
+    dev = lm.device
+    for start in range(0, len(order), MAX_COPIES):
+        part = order[start : start + MAX_COPIES]
+        decs = [lm.decoder_inputs(prepared[i][1]) for i in part]
+        s_max, p_max = max(len(prepared[i][0].ids) for i in part), max(len(d) for d in decs)
+        src = torch.full((len(part), s_max), pad, dtype=torch.long)
+        mask = torch.zeros_like(src)
+        dec = torch.full((len(part), p_max), dec_pad, dtype=torch.long)
+        for r, (i, d) in enumerate(zip(part, decs, strict=True)):
+            ids = prepared[i][0].ids
+            src[r, : len(ids)], mask[r, : len(ids)], dec[r, : len(d)] = torch.tensor(ids), 1, torch.tensor(d)
+        with lm.lock:
+            logits = lm.model(input_ids=src.to(dev), attention_mask=mask.to(dev), decoder_input_ids=dec.to(dev)).logits
+        for r, i in enumerate(part):
+            enc, tgt_ids = prepared[i]
+            out[i] = _described(lm, enc, tgt_ids, logits[r, : len(tgt_ids)].float(), top_k)
+    return out  # type: ignore[return-value]
+
+
+def _described(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], logits: torch.Tensor, k: int) -> Translation:
+    """``explain.generation._describe`` from the pass's logits [T, V] (the same fields, the same arithmetic)."""
+    logp = logits.log_softmax(-1)
+    chosen = logp.gather(-1, torch.tensor(tgt_ids, device=logp.device)[:, None])[:, 0]
+    entropy = -(logp.exp() * logp).sum(-1)
+    top = logp.topk(min(k, logp.shape[-1]), dim=-1)
+    return Translation(
+        model=lm.name,
+        src_text=src.text,
+        src_tokens=tuple(lm.source_tokens(src.ids)),
+        src_ids=tuple(src.ids),
+        tgt_tokens=tuple(lm.target_tokens(tgt_ids)),
+        tgt_ids=tuple(tgt_ids),
+        text=lm.decode(tgt_ids),
+        logprobs=chosen.cpu().numpy().astype(np.float32),
+        entropy=entropy.cpu().numpy().astype(np.float32),
+        alt_tokens=tuple(tuple(lm.target_tokens(row)) for row in top.indices.tolist()),
+        alt_probs=top.values.exp().cpu().numpy().astype(np.float32),
+        decoding="forced",
+        unknown=src.unknown,
+        n_src_tokens=src.n_tokens,
+        n_kept_tokens=src.kept_tokens,
+        alt_ids=tuple(tuple(row) for row in top.indices.tolist()),
+        src_span=src.span,
+    )
 
 
 # --- attention maps -----------------------------------------------------------------------------------------------

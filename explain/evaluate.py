@@ -167,7 +167,15 @@ def explain_block(
     Each record gets ``seconds``: the block's time shared out in proportion to each sentence's work."""
     started = time.perf_counter()
     cleaned = [(clean_text(src), clean_text(ref) if ref else None) for src, ref in pairs]
-    trs = [force_translation(lm, src, ref) if ref else translate(lm, src, Decoding()) for src, ref in cleaned]
+    forced = [i for i, (_, ref) in enumerate(cleaned) if ref]
+    trs: list[Translation | None] = [None] * len(pairs)
+    if corpus.supported(lm) and forced:  # the teacher-forced passes of the block, batched
+        for i, tr in zip(forced, corpus.force_translations(lm, [cleaned[i] for i in forced]), strict=True):
+            trs[i] = tr
+    trs = [
+        tr or (force_translation(lm, s, r) if r else translate(lm, s, Decoding()))
+        for tr, (s, r) in zip(trs, cleaned, strict=True)
+    ]
     live = [i for i, tr in enumerate(trs) if not tr.truncated]
     batched = corpus.batched_methods(lm, methods)
     given: list[dict[str, Any]] = [{} for _ in pairs]

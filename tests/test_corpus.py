@@ -83,6 +83,23 @@ def test_batched_attention_maps_are_extract_attention(models, name, monkeypatch)
         assert got.prefix_tokens == want.prefix_tokens and got.src_tokens == want.src_tokens
 
 
+@pytest.mark.parametrize("name", ["marian", "t5"])
+def test_batched_forced_outputs_are_force_translation(models, name, monkeypatch):
+    lm = models[name]
+    monkeypatch.setattr(corpus, "MAX_COPIES", 2)
+    pairs = [(zh if name == "marian" else en, en) for zh, en in PAIRS]
+    for got, want in zip(corpus.force_translations(lm, pairs), translations(lm), strict=True):
+        for field in ("src_text", "src_tokens", "src_ids", "tgt_tokens", "tgt_ids", "text", "decoding", "unknown",
+                      "n_src_tokens", "n_kept_tokens", "src_span"):  # fmt: skip
+            assert getattr(got, field) == getattr(want, field), field
+        close(got.logprobs, want.logprobs)
+        close(got.entropy, want.entropy)
+        close(got.alt_probs, want.alt_probs)
+        assert [row[0] for row in got.alt_ids] == [row[0] for row in want.alt_ids]  # the top token (no near-ties)
+    with pytest.raises(ValueError, match="empty"):
+        corpus.force_translations(lm, [(PAIRS[0][1], "  ")])
+
+
 def test_a_block_gives_the_records_of_sentence_by_sentence(models):
     lm = models["marian"]
     methods = ["attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients", "attention_norms"]
