@@ -8,6 +8,13 @@ Each sentence is explained on its reference (forced decoding) when one is given,
 own output. One JSON line per sentence goes to ``<out>.jsonl`` as soon as it is done, so an interrupted
 run continues where it stopped (``--resume`` is the default; ``--restart`` starts over); the summary
 (``<out>``) is written at the end and read by the app's Evaluate page.
+
+Sentences are explained in blocks (``--batch-sentences``): the attention maps and the gradient methods of a block
+come from batched passes (``explain.corpus``, the same numbers as the per-sentence API to float rounding);
+``--per-sentence`` explains each sentence alone, as before. Under ``torchrun --nproc_per_node=N -m explain.evaluate
+...`` each process explains every N-th sentence left and writes its own lines (``<out>l.rank<r>``); rank 0 merges
+them in sentence order into ``<out>l`` and writes the summary a single process writes. An interrupted sharded run
+continues from its parts, with any number of processes.
 """
 
 from __future__ import annotations
