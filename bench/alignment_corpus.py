@@ -17,6 +17,7 @@ paths ran.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).with_name("alignment_corpus.md")))
     args = ap.parse_args(argv)
     configure(fixed=args.threads)
+    load_start = os.getloadavg()[0]
     data = Path(args.data)
     pairs = list(
         zip(
@@ -167,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine()}, {date.today()}; `{command.strip()}`; model {args.model}, {n} Hansards sentences "
         f"(en → fr, forced on the reference), integrated gradients {args.n_steps} steps, SmoothGrad {args.n_samples} "
         f"samples, blocks of {args.block} sentences."
-        + (f" Other CPU-bound processes were running: {len(busy.splitlines())} training job(s)." if busy else ""),
+        + (f" Other CPU-bound processes were running: {len(busy.splitlines())} training job(s)." if busy else "")
+        + f" Load average (1 min) at the start and the end: {load_start:.1f}, {os.getloadavg()[0]:.1f}.",
         "",
         "Per-sentence path: `explain.evaluate.explain_sentence`, each sentence alone through the per-sentence API "
         "(what `python -m explain.evaluate --per-sentence` runs, and all it ran before). Batched path: "
