@@ -1,6 +1,15 @@
 import streamlit as st
 
-from explain.alignment import EXTRACTIONS, LAYERED_METHODS, STEPS, align, diagonal_links, score_alignments, token_words
+from explain.alignment import (
+    COMBINATIONS,
+    EXTRACTIONS,
+    LAYERED_METHODS,
+    STEPS,
+    align,
+    diagonal_links,
+    score_alignments,
+    token_words,
+)
 from explain.attribution import forward_passes
 from explain.methods import METHODS
 from ui import cache
@@ -18,6 +27,11 @@ EXTRACTION_LABELS = {
     "grow-diag-final": "grow-diag-final (then unaligned words)",
 }
 EOS_LABELS = {"drop": "dropped before linking", "no link": "best partner: no link"}
+COMBINE_LABELS = {
+    "directions": "each model's own direction (its rows)",
+    "agreement": "agreement: both models' scores multiplied",
+    "symmetrised": "the extraction on each model, then grow-diag",
+}
 STEP_LABELS = {"predicts": "the step that predicts it", "input": "the step where it is the input (Shift-Att)"}
 OUTPUT_LABELS = {"gold": "the gold French (forced decoding)", "model": "the model's own translation"}
 
@@ -123,6 +137,19 @@ reverse_name = c1.selectbox(
     + ("" if reversed_models else f"No {spec.tgt_lang}→{spec.src_lang} model is installed."),
 )
 
+combine = "directions"
+if reverse_name:
+    combine = c1.radio(
+        "Two models combined by",
+        COMBINATIONS,
+        key="align.combine",
+        format_func=COMBINE_LABELS.get,
+        help="Directions: this model's rows and the reverse model's rows, combined by the extraction (Koehn et al. "
+        "2003). Agreement: p(source word | output word) × p(output word | source word), the product of both models' "
+        "normalised scores (Liang et al. 2006), read by the extraction. Symmetrised: the extraction applied to each "
+        "model alone, the two alignments combined by grow-diag.",
+    )
+
 n_src, n_tgt = len(tr.src_tokens), len(tr.tgt_tokens)
 token_passes = forward_passes(method, tr.n_text_tokens, n_tgt) * (n_src + n_tgt)
 if not cost_gate(token_passes, "this explanation", "align", (inputs.args(), method, reference)):
@@ -157,7 +184,7 @@ else:
 if reverse is not None and str(layer) not in reverse.maps:
     st.error(f"{reverse_name} has no layer {layer}: choose the mean, or a layer both models have.")
     stop_page()
-a = run_or_explain(align, maps, layer, extraction, eos == "no link", signed, gold, reverse, step)
+a = run_or_explain(align, maps, layer, extraction, eos == "no link", signed, gold, reverse, step, combine)
 remember(
     alignment={
         "method": method,
@@ -165,6 +192,7 @@ remember(
         "extraction": extraction,
         "step": step,
         "reverse": reverse_name,
+        "combine": combine,
         "pharaoh": a.pharaoh,
     }
 )
@@ -172,6 +200,8 @@ if reverse is not None:
     st.caption(
         f"Both models: “row” is {spec.name}'s own direction, “column” {reverse_name}'s (each source word linked to "
         "the output word it scores highest when it is the output); intersection, union and grow-diag combine them."
+        if combine == "directions"
+        else f"Both models, {COMBINE_LABELS[combine]}: {spec.name} and {reverse_name}."
     )
 
 if gold is not None:

@@ -183,14 +183,36 @@ def extract_all(scores: np.ndarray, eos: bool = False) -> dict[str, set[Link]]:
     return out
 
 
+COMBINATIONS = ("directions", "agreement", "symmetrised")  # how two models of opposite directions are combined
+
+
+def agreement(forward: np.ndarray, reverse: np.ndarray) -> np.ndarray:
+    """Both models' scores multiplied, each normalised into a distribution over the words it reads (special tokens
+    included): p_forward(source word | output word) × p_reverse(output word | source word), the product of
+    posteriors of alignment by agreement (Liang, Taskar and Klein 2006). ``reverse`` as in ``extract_all_both``;
+    the result in forward orientation [output words + 1, source words + 1]."""
+    forward, back = np.abs(np.asarray(forward, dtype=float)), np.abs(np.asarray(reverse, dtype=float)).T
+    rows = forward / np.maximum(forward.sum(1, keepdims=True), 1e-30)
+    columns = back / np.maximum(back.sum(0, keepdims=True), 1e-30)
+    return rows * columns
+
+
 def extract_all_both(forward: np.ndarray, reverse: np.ndarray, eos: bool = False) -> dict[str, set[Link]]:
-    """Both directions from two models, as statistical aligners symmetrise (Och & Ney 2003; Koehn et al. 2003).
+    """Two models of opposite directions combined, as statistical aligners combine theirs.
 
     ``forward``: the model's word matrix [output words + 1, source words + 1]; ``reverse``: the same sentence pair's
     matrix from a model of the reverse direction (its source: this output; its output: this source), so
-    [source words + 1, output words + 1]. Each model's own direction is read off its rows (each word it predicts
-    linked to its best source word); "row" is the forward model's, "reverse" the reverse model's (in forward
-    orientation), and the symmetrisations combine the two. ``ValueError`` when the shapes do not match."""
+    [source words + 1, output words + 1]. Three ways (``COMBINATIONS``), each key an extraction of ``EXTRACTIONS``
+    followed by the way's name, except the first:
+
+    - directions (Och & Ney 2003; Koehn et al. 2003): each model's own direction read off its rows (each word it
+      predicts linked to its best source word): "row" is the forward model's, "reverse" the reverse model's (in
+      forward orientation), "intersection", "union", "grow-diag", "grow-diag-final" combine the two;
+    - "<extraction> agreement": the extraction read off ``agreement(forward, reverse)``;
+    - "<extraction> symmetrised": the extraction applied to each model's matrix alone, the two alignments then
+      combined by grow-diag (e.g. "grow-diag symmetrised": grow-diag of both models' grow-diag alignments).
+
+    ``ValueError`` when the shapes do not match."""
     forward, reverse = np.asarray(forward, dtype=float), np.asarray(reverse, dtype=float)
     if reverse.shape != forward.shape[::-1]:
         raise ValueError(
@@ -202,6 +224,11 @@ def extract_all_both(forward: np.ndarray, reverse: np.ndarray, eos: bool = False
     out = {"row": rows, "reverse": back, "intersection": rows & back, "union": rows | back}
     out["grow-diag"] = grow_diag(rows, back)
     out["grow-diag-final"] = final(out["grow-diag"], rows, back)
+    one, other = extract_all(forward, eos), extract_all(reverse.T, eos)
+    for how, links in extract_all(agreement(forward, reverse), eos).items():
+        out[f"{how} agreement"] = links
+    for how in EXTRACTIONS:
+        out[f"{how} symmetrised"] = grow_diag(one[how], other[how])
     return out
 
 
@@ -563,19 +590,29 @@ def align(
     gold: GoldAlignment | None = None,
     reverse: AlignmentMaps | None = None,
     step: str = "predicts",
+    combine: str = "directions",
 ) -> SentenceAlignment:
     """Read one extraction setting off ``maps`` (``extract``) and, with ``gold``, score it (``score_alignments``).
 
     ``reverse``: the same method's maps from a model of the reverse direction on the swapped pair (its source this
     output, its output this source); the symmetrisations then combine the two models' own directions
-    (``extract_all_both``), "column" becomes the reverse model's rows, "row" stays this model's. ``step``: the
-    step that predicts each output token, or (Shift-Att) the one where it is the input, for both models."""
+    (``extract_all_both``) in the way ``combine`` names (``COMBINATIONS``): "directions", where "column" becomes the
+    reverse model's rows and "row" stays this model's, "agreement" or "symmetrised". ``step``: the step that
+    predicts each output token, or (Shift-Att) the one where it is the input, for both models."""
     scores = maps.words(layer, signed, step)
     if reverse is not None:
         if extraction not in EXTRACTIONS:
             raise ValueError(f"unknown extraction {extraction!r}; choose from {', '.join(EXTRACTIONS)}")
-        both = extract_all_both(scores, reverse.words(layer, signed, step), eos)
-        links = frozenset(both["reverse" if extraction == "column" else extraction])
+        if combine not in COMBINATIONS:
+            raise ValueError(f"unknown combination {combine!r}; choose from {', '.join(COMBINATIONS)}")
+        back = reverse.words(layer, signed, step)
+        both = extract_all_both(scores, back, eos)
+        if combine == "directions":
+            links = frozenset(both["reverse" if extraction == "column" else extraction])
+        else:
+            links = frozenset(both[f"{extraction} {combine}"])
+            if combine == "agreement":
+                scores = agreement(scores, back)
     else:
         links = frozenset(extract(scores, extraction, eos))
     score = None

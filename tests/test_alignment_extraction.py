@@ -6,6 +6,7 @@ import pytest
 
 from explain.alignment import (
     EXTRACTIONS,
+    agreement,
     column_argmax,
     extract,
     extract_all,
@@ -168,9 +169,20 @@ def test_two_models_read_the_other_direction_off_the_reverse_models_rows(seed):
         assert both["intersection"] <= both["grow-diag"] <= both["grow-diag-final"] <= both["union"]
         assert both["grow-diag"] == symmetrise(both["row"], both["reverse"], "grow-diag")
         # a "reverse model" whose rows are this model's columns gives the one-model symmetrisations back
-        assert {k: v for k, v in extract_all_both(forward, forward.T, eos).items() if k != "reverse"} == {
+        same = extract_all_both(forward, forward.T, eos)
+        assert {k: v for k, v in same.items() if k in EXTRACTIONS} == {
             k: v for k, v in extract_all(forward, eos).items() if k != "column"
         }
+        assert all(same[f"{how} symmetrised"] == links for how, links in extract_all(forward, eos).items())
+        # agreement: p(source | output) from the forward rows times p(output | source) from the reverse rows
+        p_fwd = forward / forward.sum(1, keepdims=True)
+        p_rev = reverse / reverse.sum(1, keepdims=True)
+        assert agreement(forward, reverse) == pytest.approx(p_fwd * p_rev.T, rel=1e-9)
+        for how, links in extract_all(p_fwd * p_rev.T, eos).items():
+            assert both[f"{how} agreement"] == links
+        assert both["grow-diag symmetrised"] == symmetrise(
+            extract_all(forward, eos)["grow-diag"], extract_all(reverse.T, eos)["grow-diag"], "grow-diag"
+        )
     with pytest.raises(ValueError, match="transpose"):
         extract_all_both(forward, forward, False)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from common.limits import limit
-from explain.alignment import ALIGNMENT_METHODS, EXTRACTIONS, STEPS
+from explain.alignment import ALIGNMENT_METHODS, COMBINATIONS, EXTRACTIONS, STEPS
 from explain.attention_views import KIND_LABELS
 from explain.inside_types import LSTM_QUANTITIES
 from explain.inside_views import UNIT_ORDERS
@@ -115,6 +115,7 @@ FIELDS: dict[str, Field] = {
     "align.output": Field(str, choices=lambda: ALIGN_OUTPUTS),
     "align.reverse": Field(str, max_chars=MAX_NAME_CHARS),
     "align.step": Field(str, choices=lambda: STEPS),
+    "align.combine": Field(str, choices=lambda: COMBINATIONS),
     "data.step": Field(int, 0, 511),
     "data.query": Field(str, max_chars=100),
     "data.side": Field(str, choices=lambda: ("source", "target")),

@@ -146,3 +146,7 @@ def test_a_reverse_direction_model_symmetrises_the_links_as_align_says(app_env, 
         at.selectbox(key="align.extraction").set_value(how).run()
         assert links_shown(at) == (align(maps, "mean", how, reverse=back).pharaoh or "(no links)"), how
     assert links_shown(at) != (align(maps, "mean", "union").pharaoh or "(no links)")  # the reverse model counts
+    for combine in ("agreement", "symmetrised"):
+        at.radio(key="align.combine").set_value(combine).run()
+        assert not at.exception, at.exception
+        assert links_shown(at) == (align(maps, "mean", "union", reverse=back, combine=combine).pharaoh or "(no links)")
