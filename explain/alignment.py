@@ -45,8 +45,14 @@ def parse_gold_line(line: str) -> GoldAlignment:
     return GoldAlignment(frozenset(sure), frozenset(possible))
 
 
-def read_gold(path: str | Path) -> list[GoldAlignment]:
-    return [parse_gold_line(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+def read_gold(path: str | Path, swap: bool = False) -> list[GoldAlignment]:
+    """The gold alignments of a file, one line per sentence; ``swap``: read for a model of the reverse direction
+    (each link's source and target exchanged, e.g. the en–fr Hansards gold for an fr→en model)."""
+    gold = [parse_gold_line(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    if not swap:
+        return gold
+    flip = lambda links: frozenset((t, s) for s, t in links)  # noqa: E731
+    return [GoldAlignment(flip(g.sure), flip(g.possible)) for g in gold]
 
 
 @dataclass(frozen=True)

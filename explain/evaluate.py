@@ -418,6 +418,12 @@ def parser() -> argparse.ArgumentParser:
         "--gold", help="gold word alignments, one line per sentence (i-j sure, ipj possible, 1-based; WPT format)"
     )
     ap.add_argument(
+        "--swap-gold",
+        action="store_true",
+        help="the gold file's i indexes this run's target words and j its source words (a model of the reverse "
+        "direction, e.g. fr->en scored with the en-fr Hansards gold)",
+    )
+    ap.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
         help=f"comma-separated methods: rollout and any of {', '.join(METHODS)} (default: %(default)s)",
@@ -507,7 +513,7 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str], list[st
     sources = _read_lines(args.source, "source")
     refs = _read_lines(args.reference, "reference") if args.reference else None
     try:
-        gold = read_gold(args.gold) if args.gold else None
+        gold = read_gold(args.gold, swap=args.swap_gold) if args.gold else None
     except FileNotFoundError:
         raise UsageError(f"--gold: no file at {args.gold}") from None
     except ValueError as err:
@@ -612,12 +618,14 @@ def main(argv: list[str] | None = None) -> int:
         source=args.source,
         reference=args.reference,
         gold=args.gold,
+        swap_gold=args.swap_gold,
         methods_run=methods,
         n_steps=args.n_steps,
         n_samples=args.n_samples,
         noise_level=args.noise_level,
         dev_sentences=args.dev,
         reverse=args.reverse,
+        reverse_model=next((r.get("model") for r in reverse or [] if r.get("model")), None),
         seconds_this_run=round(time.perf_counter() - started, 1),
     )
     write_json(out, summary)

@@ -46,7 +46,9 @@ def aer_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "method": method,
                 "row_argmax_all": entry["aer"],
                 "seconds": summary.get("seconds", {}).get("total"),
-                "reverse": Path(str(summary["reverse"])).name if both and summary.get("reverse") else "",
+                "reverse": str(summary.get("reverse_model") or Path(str(summary["reverse"])).name)
+                if both and summary.get("reverse")
+                else "",
             }
             if best is not None:
                 setting, r = best

@@ -263,3 +263,14 @@ def test_the_aer_table_reports_the_dev_choice_of_each_method_and_the_two_model_s
     table = capsys.readouterr().out
     assert "| m + r.json | attention |" in table and "*no model: diagonal*" in table and "fast_align 10.5" in table
     assert main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_gold_read_for_a_model_of_the_reverse_direction_swaps_each_link(tmp_path):
+    from explain.alignment import read_gold
+
+    path = tmp_path / "g.gold"
+    path.write_text("1-2 3p1\n2-2\n", encoding="utf-8")
+    straight, swapped = read_gold(path), read_gold(path, swap=True)
+    assert straight[0].sure == {(0, 1)} and straight[0].possible == {(0, 1), (2, 0)}
+    assert swapped[0].sure == {(1, 0)} and swapped[0].possible == {(1, 0), (0, 2)}
+    assert swapped[1] == straight[1]
