@@ -692,13 +692,15 @@ class _Rank:
 
 
 def _join() -> _Rank:
-    """This process's place under ``torchrun`` (its environment variables; gloo, as ``training.distributed``)."""
+    """This process's place under ``torchrun`` (its environment variables): a gloo process group on CPUs, as
+    ``training.distributed`` joins for training (explain/ does not import training/)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _Rank()
-    from training.distributed import setup
+    import torch.distributed as dist
 
-    d, _ = setup("cpu")
-    return _Rank(d.rank, d.world)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return _Rank(dist.get_rank(), dist.get_world_size())
 
 
 def _barrier(d: _Rank) -> None:
