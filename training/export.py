@@ -34,6 +34,11 @@ def write_meta(folder: Path, title: str, src_lang: str, tgt_lang: str, **extra: 
     (Path(folder) / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def _adapted(source: str) -> str:
+    """What a model's title adds when it was adapted (``data.adapt_source``): the in-domain set's folder name."""
+    return f", adapted to {Path(source).parent.name or Path(source).stem}" if source else ""
+
+
 def token_counts(trainer: Trainer) -> dict[str, dict[str, int]]:
     """How often each token occurs in the training pairs, per side (what the model had to learn from)."""
     counts: dict[str, Counter[int]] = {"source": Counter(), "target": Counter()}
@@ -98,7 +103,8 @@ def export_run(trainer: Trainer, out_dir: Path, test: bool = True) -> dict[str, 
         snapshots = export_snapshots(trainer, tmp)
         write_meta(
             tmp,
-            title=f"{ARCH_NAMES[cfg.model.architecture]} {d.src_lang}→{d.tgt_lang} ({d.corpus})",
+            title=f"{ARCH_NAMES[cfg.model.architecture]} {d.src_lang}→{d.tgt_lang} "
+            f"({d.corpus}{_adapted(d.adapt_source)})",
             src_lang=d.src_lang,
             tgt_lang=d.tgt_lang,
             corpus=d.corpus,

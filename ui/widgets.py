@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -159,8 +160,13 @@ def sidebar_inputs() -> Inputs:
         state.setdefault(key, value)
     state["src"] = safe_text(str(state["src"]))  # however it got there, the text box must be able to send it
     with st.sidebar:
+        titles = Counter(s.title for s in by_name.values())  # two models with one title: the names tell them apart
         st.selectbox(
-            "Model", list(by_name), key="model", format_func=lambda n: by_name[n].title, on_change=_on_model_change
+            "Model",
+            list(by_name),
+            key="model",
+            format_func=lambda n: by_name[n].title if titles[by_name[n].title] == 1 else f"{by_name[n].title} · {n}",
+            on_change=_on_model_change,
         )
         _load_another_model()
         label = "Prompt" if spec.task == "generate" else "Source text"

@@ -34,7 +34,9 @@ def test_run_a_test_split_then_a_selected_row_is_the_sentence_of_every_page(brow
     frame = explore(lm, dataset(f"test:transformer-en-fr[:{N}]"), tgt_lang="fr")
     first = frame.sort_values("chrF", kind="stable").source.iloc[0]  # the default order: worst chrF first
     expect(page.get_by_text(f"{N} of {N} sentences")).to_be_visible()
-    # the row's selection box sits in the grid's first column, one row height below the header
+    # the row's selection box sits in the grid's first column, one row height below the header; the mouse works in
+    # viewport coordinates, so the table is scrolled into view first (the page above it grows with its captions)
+    table.scroll_into_view_if_needed()
     box = table.bounding_box()
     page.mouse.move(box["x"] + 15, box["y"] + 35 + 17)
     page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from explain.attention import extract_attention
@@ -411,3 +412,23 @@ def test_a_saved_session_round_trips():
     assert state == {"src": "我爱你。", "attr.method": "lime", "beams": 7, "attn.layer": "mean"} and notes == []
     assert outputs == {"translation": {"text": "I love you."}}
     assert "not a Lantern session" in at.session_state["error"]
+
+
+def test_two_models_with_one_title_stay_apart_in_the_model_menu(app_env, tmp_path, monkeypatch):
+    """A copy of a model (e.g. an adapted one whose card title matches its parent's) is a second menu entry that
+    stays chosen: the menu tells same-titled models apart by name."""
+    import shutil
+
+    root = tmp_path / "checkpoints"
+    for name in ("tiny-tf-zh-en", "tiny-tf-zh-en-copy"):
+        shutil.copytree(app_env / "tiny-tf-zh-en", root / name)
+    monkeypatch.setenv("LANTERN_CHECKPOINTS", str(root))
+    st.cache_data.clear()
+    at = open_page("app_pages/translate.py", model="tiny-tf-zh-en-copy")
+    assert not at.exception, at.exception
+    menu = at.sidebar.selectbox(key="model")
+    copies = [o for o in menu.options if "tiny-tf-zh-en" in o]
+    assert sorted(o.split(" · ")[-1] for o in copies) == ["tiny-tf-zh-en", "tiny-tf-zh-en-copy"]
+    at.run()
+    assert at.sidebar.selectbox(key="model").value == "tiny-tf-zh-en-copy"
+    st.cache_data.clear()
