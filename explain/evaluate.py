@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from tqdm import tqdm
 
 from common.files import write_json
 from common.memory import bound_heap_growth
+from common.ranks import Dist
 from common.text import clean_text
 from explain import corpus
 from explain.alignment import (
@@ -677,40 +677,26 @@ def _chunks(
     return single + [(rest[k : k + args.batch_sentences], True) for k in range(0, len(rest), args.batch_sentences)]
 
 
-@dataclass(frozen=True)
-class _Rank:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def _join() -> _Rank:
+def _join() -> Dist:
     """This process's place under ``torchrun`` (its environment variables): a gloo process group on CPUs, as
     ``training.distributed`` joins for training (explain/ does not import training/)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return _Rank()
+        return Dist()
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
-    return _Rank(dist.get_rank(), dist.get_world_size())
+    return Dist(dist.get_rank(), dist.get_world_size())
 
 
-def _barrier(d: _Rank) -> None:
+def _barrier(d: Dist) -> None:
     if d.active:
         import torch.distributed as dist
 
         dist.barrier()
 
 
-def _leave(d: _Rank) -> None:
+def _leave(d: Dist) -> None:
     if d.active:
         import torch.distributed as dist
 
