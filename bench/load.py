@@ -7,7 +7,10 @@ Each session opens the app on its own sentence and goes Translate -> Attention -
 gradient), then downloads its attribution scores as CSV. Every CSV is compared with a lone run of the
 same explanation in this process: sessions must not change each other's numbers. Prints, per N, the
 requests per second, the median and 95th-percentile page latency, the largest difference from the lone
-runs, and the server's resident memory (models and caches are capped, so it must level off).
+runs, and the server's resident memory (models and caches are capped, so it must level off). The row for one
+session runs one session at a time over as many sentences as the largest wave, so that its p95 is taken over as
+many pages as the others' (the ratio column divides by it). No two sessions share a sentence: the app caches
+translations and explanations across sessions, and a repeated sentence would measure the cache.
 ``--isolate`` pins the server to the upper half of the cores and this process and its browsers to the lower
 half (``sched_setaffinity``, as ``taskset`` does). ``--client protocol`` replaces the browsers with Streamlit's
 own WebSocket protocol (bench/protocol.py): a page's time is then the app's (run, send, fetch the CSV), not
@@ -141,7 +144,11 @@ def main() -> None:
         os.sched_setaffinity(0, set(cores[: len(cores) // 2]))  # this process, its browsers
 
     waves = [int(n) for n in args.sessions.split(",")]
-    texts = [p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test if 8 <= len(p.src) <= 20][: max(waves)]
+    # Every session its own sentence, never one an earlier wave ran: the app caches results across sessions.
+    pool = iter(dict.fromkeys(p.src for p in load_splits("tatoeba-en-zh", "zh", "en").test if 8 <= len(p.src) <= 20))
+    warm_texts = [next(pool)] if args.warm else []
+    wave_texts = [[next(pool) for _ in range(max(waves) if n == 1 else n)] for n in waves]
+    texts = [t for ts in [warm_texts, *wave_texts] for t in ts]
     lm = load_model(MODEL)
     lone = {t: attribute(lm, translate(lm, t, Decoding()), "input_x_gradient").scores for t in texts}
     clients = "headless Chromium" if args.client == "browser" else "protocol clients (no browser)"
@@ -156,21 +163,30 @@ def main() -> None:
         f"(input x gradient) on different Tatoeba test sentences; {placement}{warm}; {machine()}\n"
     )
     print(
-        "| sessions | pages | wall s | pages/s | median page s | p95 page s | max abs diff vs lone run "
-        "| server RSS MB |"
+        "| sessions | pages | wall s | pages/s | median page s | p95 page s | p95 ÷ one session "
+        "| max abs diff vs lone run | server RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     run_wave = protocol_wave if args.client == "protocol" else wave
     with running_app_process(cores=server_cores) as (url, pid):
         if args.warm:
-            asyncio.run(run_wave(url, texts[-1:]))
-        for n in waves:
-            wall, latencies, scores = asyncio.run(run_wave(url, texts[:n]))
-            diff = max(float(np.abs(s - lone[t]).max()) for s, t in zip(scores, texts[:n], strict=True))
-            q = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
+            asyncio.run(run_wave(url, warm_texts))
+        alone_p95 = None
+        for n, used in zip(waves, wave_texts, strict=True):
+            if n == 1:  # one session at a time over every sentence: a p95 of as many pages as the largest wave
+                runs = [asyncio.run(run_wave(url, [t])) for t in used]
+                wall = sum(r[0] for r in runs)
+                latencies, scores = [x for r in runs for x in r[1]], [s for r in runs for s in r[2]]
+            else:
+                wall, latencies, scores = asyncio.run(run_wave(url, used))
+            diff = max(float(np.abs(s - lone[t]).max()) for s, t in zip(scores, used, strict=True))
+            q = statistics.quantiles(latencies, n=20, method="inclusive")[-1] if len(latencies) > 1 else latencies[0]
+            alone_p95 = q if n == 1 else alone_p95
+            ratio = f"{q / alone_p95:.1f}" if alone_p95 else "n/a"
+            label = f"1 (×{len(used)}, one after another)" if n == 1 else str(n)
             print(
-                f"| {n} | {len(latencies)} | {wall:.1f} | {len(latencies) / wall:.2f} | "
-                f"{statistics.median(latencies):.2f} | {q:.2f} | {diff:.1e} | {rss_mb(pid):.0f} |"
+                f"| {label} | {len(latencies)} | {wall:.1f} | {len(latencies) / wall:.2f} | "
+                f"{statistics.median(latencies):.2f} | {q:.2f} | {ratio} | {diff:.1e} | {rss_mb(pid):.0f} |"
             )
 
 

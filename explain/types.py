@@ -204,24 +204,30 @@ class Attribution(_ShowsInNotebooks):
         sides = [("source", self.src_tokens, self.scores)]
         if self.prefix_scores is not None:
             sides.append(("prefix", self.prefix_tokens, self.prefix_scores))
-        frames, explained = [], set(self.rows)
-        for t in range(len(self.tgt_tokens)):
-            for side, tokens, scores in sides:
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "step": t,
-                            "output_token": self.tgt_tokens[t],
-                            "step_logprob": float(self.step_logprobs[t]),
-                            "step_entropy": float(self.step_entropy[t]),
-                            "delta": np.nan if self.delta is None else float(self.delta[t]),
-                            "explained": t in explained,
-                            "side": side,
-                            "position": range(len(tokens)),
-                            "input_token": tokens,
-                            "score": scores[t],
-                        }
-                    )
-                )
-        frame = pd.concat(frames, ignore_index=True)
+        # One block of rows per output step (source tokens, then the prefix), built column by column: a frame per
+        # step and side, concatenated, took most of an Attributions page run under load (bench/load.py).
+        n_steps = len(self.tgt_tokens)
+        width = sum(len(tokens) for _, tokens, _ in sides)
+        explained = np.isin(np.arange(n_steps), self.rows)
+        delta = np.full(n_steps, np.nan) if self.delta is None else np.asarray(self.delta, dtype=float)[:n_steps]
+        per_step = {  # one value per output step, repeated over its block
+            "step": np.arange(n_steps),
+            "output_token": np.array(self.tgt_tokens, dtype=object),
+            "step_logprob": np.asarray(self.step_logprobs, dtype=float)[:n_steps],
+            "step_entropy": np.asarray(self.step_entropy, dtype=float)[:n_steps],
+            "delta": delta,
+            "explained": explained,
+        }
+        block = {  # the same for every output step, tiled
+            "side": np.array([side for side, tokens, _ in sides for _ in tokens], dtype=object),
+            "position": np.concatenate([np.arange(len(tokens)) for _, tokens, _ in sides]),
+            "input_token": np.array([tok for _, tokens, _ in sides for tok in tokens], dtype=object),
+        }
+        frame = pd.DataFrame(
+            {
+                **{k: np.repeat(v, width) for k, v in per_step.items()},
+                **{k: np.tile(v, n_steps) for k, v in block.items()},
+                "score": np.concatenate([np.asarray(scores)[:n_steps] for _, _, scores in sides], axis=1).reshape(-1),
+            }
+        )
         return frame.assign(model=self.model, method=self.method, target=self.target, contrast=self.contrast)

@@ -1,6 +1,7 @@
 """Attribution engine: invariants, agreement with plain Captum loops, export round trips."""
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -316,6 +317,29 @@ def test_export_round_trip(lm, tr, fmt):
         assert getattr(back, field) == getattr(a, field), field
     for field in ("scores", "prefix_scores", "step_logprobs", "step_entropy", "delta"):
         np.testing.assert_array_equal(getattr(back, field), getattr(a, field))
+
+
+def test_long_table_matches_a_plain_loop(lm, tr):
+    """Attribution.to_pandas (built column-wise for speed) against the rows written out one by one."""
+    a = attribute(lm, tr, "input_x_gradient")
+    for case in (a, replace(a, steps=(1,), delta=None), replace(a, prefix_scores=None, prefix_tokens=())):
+        rows = []
+        for t, out in enumerate(case.tgt_tokens):
+            sides = [("source", case.src_tokens, case.scores)]
+            if case.prefix_scores is not None:
+                sides.append(("prefix", case.prefix_tokens, case.prefix_scores))
+            for side, tokens, scores in sides:
+                for i, tok in enumerate(tokens):
+                    delta = np.nan if case.delta is None else case.delta[t]
+                    rows.append((t, out, case.step_logprobs[t], delta, t in case.rows, side, i, tok, scores[t, i]))
+        frame = case.to_pandas()
+        cols = ["step", "output_token", "step_logprob", "delta", "explained", "side", "position", "input_token"]
+        cols.append("score")
+        assert len(frame) == len(rows)
+        for got, want in zip(frame[cols].itertuples(index=False), rows, strict=True):
+            assert got[:2] == want[:2] and got[4:8] == want[4:8]
+            np.testing.assert_allclose(np.array(got[2:4] + got[8:], float), np.array(want[2:4] + want[8:], float))
+        assert set(frame["model"]) == {case.model} and set(frame["method"]) == {case.method}
 
 
 def test_loading_something_else_says_so():
