@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -168,6 +169,10 @@ def training_throughput(peak: float) -> list[str]:
 def sub(args: list[str]) -> list[str]:
     """A benchmark script's tables and summary lines (tables that followed other text stay separate)."""
     out = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True)
+    if out.returncode:  # say so in the results rather than leave the section empty
+        print(out.stderr[-3000:], file=sys.stderr)
+        tail = out.stderr.strip().splitlines()[-1:] or ["(no message)"]
+        return [f"`python -m {' '.join(args)}` failed (exit {out.returncode}): {tail[0]}"]
     lines: list[str] = []
     in_table = False
     for line in out.stdout.splitlines():
@@ -177,6 +182,76 @@ def sub(args: list[str]) -> list[str]:
             lines.append(line)
         in_table = line.startswith("|")
     return lines
+
+
+def latency_sections(models: list[str], args: argparse.Namespace) -> list[str]:
+    rows, attr_rows = latencies(models, args.sentences)
+    return [
+        "## Translate and attention (median s per sentence of 15-20 source tokens; up to 24 output tokens, "
+        "8 for the decoder-only model)",
+        "",
+        *rows,
+        "",
+        "## Attribution, every output token (median s; IG 32 steps, Shapley and LIME 25 samples)",
+        "",
+        *attr_rows,
+        "",
+    ]
+
+
+def vs_sections() -> list[str]:
+    out: list[str] = []
+    for model, extra in (
+        ("lstm-zh-en", []),
+        ("transformer-en-de", []),
+        ("smollm2-135m-instruct", ["--sentences", "3", "--max-new", "8"]),
+    ):
+        out += [f"### {model}", "", *sub(["bench.attribution", "--model", model, *extra]), ""]
+    return out[:-1]
+
+
+def load_sections() -> list[str]:
+    """The server on its own cores, clients speaking Streamlit's protocol (browsers would measure Chromium): the
+    stress test (pages back to back), then users who read each page for 10 s on average."""
+    base = ["bench.load", "--isolate", "--client", "protocol", "--warm"]
+    return [*sub(base), "", *sub([*base, "--think", "10", "--sessions", "1,16"])]
+
+
+CARRIED = "_Not rerun by this run: carried over from "
+OWN_FILES = {  # benchmarks that also write their own file
+    "translation": "translation.md",
+    "explorer": "explorer.md",
+    "alignment": "alignment_corpus.md",
+    "threads": "threads.md",
+    "concurrency": "concurrency.md",
+}
+
+
+def previous_sections(path: Path) -> dict[str, list[str]]:
+    """The sections ("## " headings) of an earlier results file, each marked with the run it came from."""
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    when = lines[0].removeprefix("# Lantern benchmarks, ") if lines else "?"
+    where = next((x.removeprefix("Machine: ").split(";")[0] for x in lines if x.startswith("Machine: ")), "?")
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("## "):
+            current = sections.setdefault(line, [line, ""])
+            continue
+        if current is not None:
+            if len(current) == 2 and not line.startswith(CARRIED) and line.strip():
+                current.append(f"{CARRIED}the run of {when}, {where}._")
+                current.append("")
+            if len(current) > 2 or line.strip():
+                current.append(line)
+    return {head: body[:-1] if body[-1] == "" else body for head, body in sections.items()}
+
+
+def carried(previous: dict[str, list[str]], heading: str) -> list[str]:
+    """An earlier run's section whose heading starts with ``heading`` (nothing when there is none)."""
+    return next(([*body, ""] for head, body in previous.items() if head.startswith(heading)), [])
 
 
 def main() -> None:
@@ -201,48 +276,58 @@ def main() -> None:
         f"Machine: {machine()}; measured fp32 matmul peak {peak:.0f} GFLOP/s. Produced by `make bench` (bench/all.py).",
         "",
     ]
-    if "start" not in skip:
-        out += ["## App cold start", "", *cold_start(), ""]
-    if "latency" not in skip:
-        rows, attr_rows = latencies([*own, "smollm2-135m-instruct"], args.sentences)
-        out += [
-            "## Translate and attention (median s per sentence of 15-20 source tokens; up to 24 output tokens, "
-            "8 for the decoder-only model)",
-            "",
-            *rows,
-            "",
-            "## Attribution, every output token (median s; IG 32 steps, Shapley and LIME 25 samples)",
-            "",
-            *attr_rows,
-            "",
-        ]
-    if "translation" not in skip:  # the whole test splits: bench/translation.md (python -m bench.translation)
-        out += [
+    previous = previous_sections(args.out)  # a skipped section keeps its last measurement, marked as such
+    sections: list[tuple[str, str, Callable[[], list[str]]]] = [
+        ("start", "## App cold start", lambda: cold_start()),
+        ("latency", "## Translate and attention", lambda: latency_sections([*own, "smollm2-135m-instruct"], args)),
+        (  # the whole test splits: bench/translation.md (python -m bench.translation)
+            "translation",
             "## Corpus translation: re-reading the prefix vs incremental decoding (first 200 test sentences, beam 5)",
-            "",
-            *translation_table(own, 200, 5),
-            "",
-        ]
-    if "explorer" not in skip:  # also written to bench/explorer.md
-        out += ["## Dataset explorer: whole test splits vs the per-sentence API (s)", "", *sub(["bench.explorer"]), ""]
-    if "alignment" not in skip:  # also written to bench/alignment_corpus.md
-        out += ["## Corpus alignment run: batched vs per-sentence path (s)", "", *sub(["bench.alignment_corpus"]), ""]
-    if "vs" not in skip:
-        out += ["## Lantern vs Inseq vs a plain Captum loop", ""]
-        for model, extra in (
-            ("lstm-zh-en", []),
-            ("transformer-en-de", []),
-            ("smollm2-135m-instruct", ["--sentences", "3", "--max-new", "8"]),
-        ):
-            out += [f"### {model}", "", *sub(["bench.attribution", "--model", model, *extra]), ""]
-    if "train" not in skip:
-        out += ["## Training throughput (CPU, batches from the real corpora)", "", *training_throughput(peak), ""]
-    if "threads" not in skip:  # also written to bench/threads.md
-        out += ["## Threads on a shared machine (ms; then k concurrent requests, s)", "", *sub(["bench.threads"]), ""]
-    if "concurrency" not in skip:  # also written to bench/concurrency.md
-        out += ["## A short request during a long attribution (s)", "", *sub(["bench.concurrency"]), ""]
-    if "load" not in skip:  # the server on its own cores, so the table measures the app rather than the browsers
-        out += ["## Many users at once", "", *sub(["bench.load", "--isolate"]), ""]
+            lambda: translation_table(own, 200, 5),
+        ),
+        (  # also written to bench/explorer.md
+            "explorer",
+            "## Dataset explorer: whole test splits vs the per-sentence API (s)",
+            lambda: sub(["bench.explorer"]),
+        ),
+        (  # also written to bench/alignment_corpus.md
+            "alignment",
+            "## Corpus alignment run: batched vs per-sentence path (s)",
+            lambda: sub(["bench.alignment_corpus"]),
+        ),
+        ("vs", "## Lantern vs Inseq vs a plain Captum loop", vs_sections),
+        (
+            "train",
+            "## Training throughput (CPU, batches from the real corpora)",
+            lambda: training_throughput(peak),
+        ),
+        (  # also written to bench/threads.md
+            "threads",
+            "## Threads on a shared machine (ms; then k concurrent requests, s)",
+            lambda: sub(["bench.threads"]),
+        ),
+        (  # also written to bench/concurrency.md
+            "concurrency",
+            "## A short request during a long attribution (s)",
+            lambda: sub(["bench.concurrency"]),
+        ),
+        ("load", "## Many users at once", load_sections),
+    ]
+    for key, heading, run in sections:
+        if key in skip:
+            kept = carried(previous, heading)
+            own_file = REPO / "bench" / OWN_FILES.get(key, "-")
+            if not kept and own_file.is_file():  # the benchmark's own file, written by its last run
+                text = own_file.read_text(encoding="utf-8").splitlines()
+                title = text[0].lstrip("# ") if text and text[0].startswith("# ") else own_file.name
+                kept = [heading, "", f"{CARRIED}{own_file.relative_to(REPO)}: {title}._", "", *text[1:], ""]
+            out += kept
+            if key == "latency":
+                out += carried(previous, "## Attribution, every output token")
+        elif key == "latency":  # two sections from one measurement
+            out += run()
+        else:
+            out += [heading, "", *run(), ""]
     text = "\n".join(out)
     print(text)
     args.out.write_text(text + "\n", encoding="utf-8")

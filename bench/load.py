@@ -2,6 +2,7 @@
 
     venv/bin/python -m bench.load --sessions 1,4,16
     venv/bin/python -m bench.load --isolate      # the server on its own cores, the browsers on the others
+    venv/bin/python -m bench.load --isolate --client protocol --warm --think 10   # as make bench runs it, + reading
 
 Each session opens the app on its own sentence and goes Translate -> Attention -> Attributions (input x
 gradient), then downloads its attribution scores as CSV. Every CSV is compared with a lone run of the
@@ -15,6 +16,13 @@ translations and explanations across sessions, and a repeated sentence would mea
 half (``sched_setaffinity``, as ``taskset`` does). ``--client protocol`` replaces the browsers with Streamlit's
 own WebSocket protocol (bench/protocol.py): a page's time is then the app's (run, send, fetch the CSV), not
 Chromium's drawing, which on a 2-core machine is most of the work. ``--warm`` runs one session first.
+``--think S`` has each user read S seconds on average before each page (exponentially distributed, seeded by
+its sentence): people using the app at the same time, rather than the default stress test, where every user
+asks for the next page the moment the last one is drawn.
+
+Without reading time the test is a closed loop that keeps the server saturated, and Little's law bounds it:
+the mean page time at N sessions is N / (pages per second), so once one session alone keeps the server busy
+(it does on one core), N sessions wait about N times as long per page, whatever the server does.
 """
 
 from __future__ import annotations
@@ -24,9 +32,11 @@ import asyncio
 import csv
 import io
 import os
+import random
 import statistics
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +61,20 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def session(browser, url: str, text: str) -> tuple[list[float], np.ndarray]:
+def reading(text: str, think: float) -> Callable[[], Awaitable[None]]:
+    """A user's pause before each page: exponentially distributed, ``think`` seconds on average (0: none)."""
+    rng = random.Random(text)
+
+    async def pause() -> None:
+        if think > 0:
+            await asyncio.sleep(rng.expovariate(1 / think))
+
+    return pause
+
+
+async def session(browser, url: str, text: str, think: float = 0.0) -> tuple[list[float], np.ndarray]:
     """One user: three pages, timed from navigation to a finished run; returns latencies and the CSV scores."""
+    pause = reading(text, think)
     ctx = await browser.new_context(viewport={"width": 1300, "height": 1400}, accept_downloads=True)
     page = await ctx.new_page()
     page.set_default_timeout(180_000)
@@ -63,6 +85,7 @@ async def session(browser, url: str, text: str) -> tuple[list[float], np.ndarray
         ("attention", ".js-plotly-plot"),
         ("attributions", "text=What produced"),
     ):
+        await pause()
         start = time.perf_counter()
         await page.goto(f"{url}/{path}?{query}")
         await page.locator(ready).first.wait_for()
@@ -88,11 +111,13 @@ def scores_from_csv(text: str) -> np.ndarray:
     return scores
 
 
-async def protocol_session(url: str, text: str) -> tuple[list[float], np.ndarray]:
+async def protocol_session(url: str, text: str, think: float = 0.0) -> tuple[list[float], np.ndarray]:
     """The same user through Streamlit's own protocol (bench/protocol.py): no browser drawing the pages."""
+    pause = reading(text, think)
     query = {"model": MODEL, "src": text, "attr.method": "input_x_gradient"}
     latencies, csv_path = [], None
     for page in ("translate", "attention", "attributions"):
+        await pause()
         run = await run_page(url, page, query)
         if run.exceptions:
             raise RuntimeError(f"{page}: {run.exceptions}")
@@ -104,20 +129,20 @@ async def protocol_session(url: str, text: str) -> tuple[list[float], np.ndarray
     return latencies, scores_from_csv(data.decode("utf-8"))
 
 
-async def protocol_wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.ndarray]]:
+async def protocol_wave(url: str, texts: list[str], think: float = 0.0) -> tuple[float, list[float], list[np.ndarray]]:
     start = time.perf_counter()
-    results = await asyncio.gather(*(protocol_session(url, t) for t in texts))
+    results = await asyncio.gather(*(protocol_session(url, t, think) for t in texts))
     wall = time.perf_counter() - start
     return wall, [x for lat, _ in results for x in lat], [s for _, s in results]
 
 
-async def wave(url: str, texts: list[str]) -> tuple[float, list[float], list[np.ndarray]]:
+async def wave(url: str, texts: list[str], think: float = 0.0) -> tuple[float, list[float], list[np.ndarray]]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         start = time.perf_counter()
-        results = await asyncio.gather(*(session(browser, url, t) for t in texts))
+        results = await asyncio.gather(*(session(browser, url, t, think) for t in texts))
         wall = time.perf_counter() - start
         await browser.close()
     return wall, [x for lat, _ in results for x in lat], [s for _, s in results]
@@ -134,6 +159,12 @@ def main() -> None:
         help="headless Chromium (default), or Streamlit's WebSocket protocol without a browser (bench/protocol.py)",
     )
     ap.add_argument("--warm", action="store_true", help="one untimed session first (imports, model loading)")
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds a user reads before each page, on average (exponential; default 0: pages back to back)",
+    )
     args = ap.parse_args()
     server_cores = None
     if args.isolate:
@@ -158,9 +189,14 @@ def main() -> None:
         else f"server and {clients} share every core"
     )
     warm = "; one untimed session first" if args.warm else "; the first session also pays the cold start"
+    think = (
+        f"users read {args.think:g} s on average before each page (exponential; none in the one-at-a-time row)"
+        if args.think
+        else "pages back to back, no reading time"
+    )
     print(
         f"app: `streamlit run app.py`, model {MODEL}, sessions Translate -> Attention -> Attributions "
-        f"(input x gradient) on different Tatoeba test sentences; {placement}{warm}; {machine()}\n"
+        f"(input x gradient) on different Tatoeba test sentences; {think}; {placement}{warm}; {machine()}\n"
     )
     print(
         "| sessions | pages | wall s | pages/s | median page s | p95 page s | p95 ÷ one session "
@@ -178,7 +214,7 @@ def main() -> None:
                 wall = sum(r[0] for r in runs)
                 latencies, scores = [x for r in runs for x in r[1]], [s for r in runs for s in r[2]]
             else:
-                wall, latencies, scores = asyncio.run(run_wave(url, used))
+                wall, latencies, scores = asyncio.run(run_wave(url, used, args.think))
             diff = max(float(np.abs(s - lone[t]).max()) for s, t in zip(scores, used, strict=True))
             q = statistics.quantiles(latencies, n=20, method="inclusive")[-1] if len(latencies) > 1 else latencies[0]
             alone_p95 = q if n == 1 else alone_p95
