@@ -320,7 +320,8 @@ def main() -> None:
             if not kept and own_file.is_file():  # the benchmark's own file, written by its last run
                 text = own_file.read_text(encoding="utf-8").splitlines()
                 title = text[0].lstrip("# ") if text and text[0].startswith("# ") else own_file.name
-                kept = [heading, "", f"{CARRIED}{own_file.relative_to(REPO)}: {title}._", "", *text[1:], ""]
+                body = "\n".join(text[1:]).strip().splitlines()
+                kept = [heading, "", f"{CARRIED}{own_file.relative_to(REPO)}: {title}._", "", *body, ""]
             out += kept
             if key == "latency":
                 out += carried(previous, "## Attribution, every output token")
