@@ -9,8 +9,10 @@
    explorer and the corpus alignment run, batched vs per sentence (bench.explorer, bench.alignment_corpus);
 5. Lantern vs Inseq vs a plain Captum loop (bench.attribution), per model;
 6. training throughput (tokens/s, model FLOPs/s against the measured matmul peak);
-7. many users at once (bench.load).
+7. many users at once (bench.load: an isolated server, back to back and with reading time).
 Numbers are medians over several sentences; seconds depend on the machine, ratios less so.
+``--skip a,b`` leaves sections out of the run; each keeps its last measurement (from the results file, or the
+benchmark's own file), marked with where and when it was made.
 """
 
 from __future__ import annotations
