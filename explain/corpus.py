@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from common.text import clean_text
-from explain.generation import force_translation
+from explain.generation import describe_logits, force_translation
 from explain.gradients import ig_path, smooth_path
 from explain.objective import Objective
 from explain.types import AttentionMaps, Translation
@@ -370,35 +370,8 @@ def force_translations(lm: LanternModel, pairs: list[tuple[str, str]], top_k: in
             logits = lm.model(input_ids=src.to(dev), attention_mask=mask.to(dev), decoder_input_ids=dec.to(dev)).logits
         for r, i in enumerate(part):
             enc, tgt_ids = prepared[i]
-            out[i] = _described(lm, enc, tgt_ids, logits[r, : len(tgt_ids)].float(), top_k)
+            out[i] = describe_logits(lm, enc, tgt_ids, logits[r, : len(tgt_ids)].float(), "forced", top_k)
     return out  # type: ignore[return-value]
-
-
-def _described(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], logits: torch.Tensor, k: int) -> Translation:
-    """``explain.generation._describe`` from the pass's logits [T, V] (the same fields, the same arithmetic)."""
-    logp = logits.log_softmax(-1)
-    chosen = logp.gather(-1, torch.tensor(tgt_ids, device=logp.device)[:, None])[:, 0]
-    entropy = -(logp.exp() * logp).sum(-1)
-    top = logp.topk(min(k, logp.shape[-1]), dim=-1)
-    return Translation(
-        model=lm.name,
-        src_text=src.text,
-        src_tokens=tuple(lm.source_tokens(src.ids)),
-        src_ids=tuple(src.ids),
-        tgt_tokens=tuple(lm.target_tokens(tgt_ids)),
-        tgt_ids=tuple(tgt_ids),
-        text=lm.decode(tgt_ids),
-        logprobs=chosen.cpu().numpy().astype(np.float32),
-        entropy=entropy.cpu().numpy().astype(np.float32),
-        alt_tokens=tuple(tuple(lm.target_tokens(row)) for row in top.indices.tolist()),
-        alt_probs=top.values.exp().cpu().numpy().astype(np.float32),
-        decoding="forced",
-        unknown=src.unknown,
-        n_src_tokens=src.n_tokens,
-        n_kept_tokens=src.kept_tokens,
-        alt_ids=tuple(tuple(row) for row in top.indices.tolist()),
-        src_span=src.span,
-    )
 
 
 # --- attention maps -----------------------------------------------------------------------------------------------

@@ -58,12 +58,19 @@ def _describe(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], decodin
     """
     with torch.no_grad():
         logits = lm.score(src.ids, tgt_ids).logits[0].float()  # [tgt, vocab]
+    return describe_logits(lm, src, tgt_ids, logits, decoding, top_k)
+
+
+def describe_logits(
+    lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], logits: torch.Tensor, decoding: str, top_k: int
+) -> Translation:
+    """The Translation of (source, output) from a teacher-forced pass's logits [T, V]: each step's probability,
+    entropy and runners-up (also used by the batched corpus path, explain/corpus.py)."""
     logp = logits.log_softmax(-1)
     chosen = logp.gather(-1, torch.tensor(tgt_ids, device=logp.device)[:, None])[:, 0]
     entropy = -(logp.exp() * logp).sum(-1)
-    k = min(top_k, logp.shape[-1])
-    top = logp.topk(k, dim=-1)
-    alt_tokens = tuple(tuple(lm.target_tokens(row)) for row in top.indices.tolist())
+    top = logp.topk(min(top_k, logp.shape[-1]), dim=-1)
+    top_ids = top.indices.tolist()
     return Translation(
         model=lm.name,
         src_text=src.text,
@@ -74,12 +81,12 @@ def _describe(lm: LanternModel, src: SourceEncoding, tgt_ids: list[int], decodin
         text=lm.decode(tgt_ids),
         logprobs=chosen.cpu().numpy().astype(np.float32),
         entropy=entropy.cpu().numpy().astype(np.float32),
-        alt_tokens=alt_tokens,
+        alt_tokens=tuple(tuple(lm.target_tokens(row)) for row in top_ids),
         alt_probs=top.values.exp().cpu().numpy().astype(np.float32),
         decoding=decoding,
         unknown=src.unknown,
         n_src_tokens=src.n_tokens,
         n_kept_tokens=src.kept_tokens,
-        alt_ids=tuple(tuple(row) for row in top.indices.tolist()),
+        alt_ids=tuple(tuple(row) for row in top_ids),
         src_span=src.span,
     )
